@@ -1,11 +1,31 @@
-"""Reference profiles: what the training data looked like, built once and reused for every batch."""
+"""Reference profiles: what the training data looked like, built once and reused for every batch.
+
+A numeric feature keeps its sorted finite reference values (exact KS and Wasserstein against any batch
+cost one sort of the batch) and its PSI bin edges and counts; a categorical feature keeps its category
+counts. `profile_arrays` / `profile_from_arrays` turn a profile into flat numpy arrays and back, so the
+shell can store it as one `.npz` file; the fingerprint hashes the data and settings it came from.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from driftwatch.core.values import category_counts, finite_values
 
 Binning = Literal["quantile", "uniform"]
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Version of the saved profile layout; a file of another version is rebuilt, not misread.
+PROFILE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -15,3 +35,182 @@ class ProfileSettings:
     bins: int = 10
     binning: Binning = "quantile"
     epsilon: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if self.bins < 2:
+            raise ValueError(f"bins must be >= 2, got {self.bins}")
+        if self.binning not in ("quantile", "uniform"):
+            raise ValueError(f"binning must be quantile or uniform, got {self.binning!r}")
+        if not 0 < self.epsilon < 1:
+            raise ValueError(f"epsilon must be in (0, 1), got {self.epsilon}")
+
+
+@dataclass(frozen=True, eq=False)
+class NumericProfile:
+    """A numeric reference feature: sorted finite values, interior PSI edges and per-bin counts."""
+
+    name: str
+    sorted_values: FloatArray
+    edges: FloatArray
+    counts: IntArray
+    rows: int
+    missing: int
+
+    kind: Literal["numeric"] = "numeric"
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation of the finite reference values (0.0 when fewer than 2)."""
+        return float(np.std(self.sorted_values)) if self.sorted_values.size > 1 else 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class CategoricalProfile:
+    """A categorical reference feature: its categories and their counts."""
+
+    name: str
+    categories: tuple[str, ...]
+    counts: IntArray
+    rows: int
+    missing: int
+
+    kind: Literal["categorical"] = "categorical"
+
+
+FeatureProfile = NumericProfile | CategoricalProfile
+
+
+@dataclass(frozen=True, eq=False)
+class Profile:
+    """The reference profile of a monitor: one entry per feature, the settings, and a fingerprint."""
+
+    features: Mapping[str, FeatureProfile]
+    settings: ProfileSettings
+    rows: int
+    fingerprint: str
+
+
+def bin_edges(sorted_values: FloatArray, settings: ProfileSettings) -> FloatArray:
+    """Interior bin edges (strictly increasing) for PSI: reference quantiles k/B, or equal widths."""
+    if sorted_values.size == 0:
+        return np.empty(0)
+    if settings.binning == "quantile":
+        edges = np.quantile(sorted_values, np.arange(1, settings.bins) / settings.bins)
+    else:
+        edges = np.linspace(sorted_values[0], sorted_values[-1], settings.bins + 1)[1:-1]
+    return np.unique(edges)
+
+
+def bin_counts(sorted_values: FloatArray, edges: FloatArray) -> IntArray:
+    """Counts per bin of sorted values; bins are (-inf, e1), [e1, e2), ..., [ek, inf)."""
+    inner = np.searchsorted(sorted_values, edges, side="left")
+    return np.diff(np.concatenate(([0], inner, [sorted_values.size]))).astype(np.int64)
+
+
+def profile_numeric(name: str, values: npt.ArrayLike, settings: ProfileSettings) -> NumericProfile:
+    """Profile one numeric reference column (NaN, None and inf count as missing)."""
+    finite, rows = finite_values(values)
+    finite.sort()
+    finite.setflags(write=False)
+    edges = bin_edges(finite, settings)
+    edges.setflags(write=False)
+    counts = bin_counts(finite, edges)
+    counts.setflags(write=False)
+    return NumericProfile(name, finite, edges, counts, rows, rows - finite.size)
+
+
+def profile_categorical(name: str, values: npt.ArrayLike) -> CategoricalProfile:
+    """Profile one categorical reference column (None and NaN count as missing)."""
+    counted = category_counts(values)
+    counts = np.array(list(counted.counts.values()), dtype=np.int64)
+    counts.setflags(write=False)
+    return CategoricalProfile(name, tuple(counted.counts), counts, counted.rows, counted.missing)
+
+
+def build_profile(
+    reference: Mapping[str, npt.ArrayLike],
+    *,
+    numeric: Iterable[str] = (),
+    categorical: Iterable[str] = (),
+    settings: ProfileSettings | None = None,
+) -> Profile:
+    """Profile the named `numeric` and `categorical` columns of `reference` (a mapping of column arrays).
+
+    Raises KeyError naming a column that `reference` lacks.
+    """
+    settings = settings or ProfileSettings()
+    features: dict[str, FeatureProfile] = {}
+    for name in numeric:
+        features[name] = profile_numeric(name, _column(reference, name), settings)
+    for name in categorical:
+        features[name] = profile_categorical(name, _column(reference, name))
+    rows = max((f.rows for f in features.values()), default=0)
+    return Profile(MappingProxyType(features), settings, rows, _fingerprint(features, settings))
+
+
+def _column(frame: Mapping[str, npt.ArrayLike], name: str) -> npt.ArrayLike:
+    if name not in frame:
+        raise KeyError(f"reference has no column {name!r}")
+    return frame[name]
+
+
+def _fingerprint(features: Mapping[str, FeatureProfile], settings: ProfileSettings) -> str:
+    """sha256 of the settings and of every feature's sorted values or category counts (row order free)."""
+    digest = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
+    for name in sorted(features):
+        feature = features[name]
+        digest.update(f"\0{feature.kind}\0{name}\0{feature.rows}\0{feature.missing}\0".encode())
+        if isinstance(feature, NumericProfile):
+            digest.update(np.ascontiguousarray(feature.sorted_values).tobytes())
+        else:
+            digest.update(json.dumps(dict(zip(feature.categories, feature.counts.tolist(), strict=True)),
+                                     sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def profile_arrays(profile: Profile, meta: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The profile as flat numpy arrays (for `numpy.savez`); `meta` is stored alongside as JSON."""
+    header = {
+        "version": PROFILE_VERSION,
+        "fingerprint": profile.fingerprint,
+        "settings": asdict(profile.settings),
+        "rows": profile.rows,
+        "meta": dict(meta or {}),
+        "features": [
+            {"name": f.name, "kind": f.kind, "rows": f.rows, "missing": f.missing,
+             **({"categories": list(f.categories)} if isinstance(f, CategoricalProfile) else {})}
+            for f in profile.features.values()
+        ],
+    }
+    arrays: dict[str, Any] = {"header": np.array(json.dumps(header))}
+    for i, feature in enumerate(profile.features.values()):
+        arrays[f"f{i}_counts"] = feature.counts
+        if isinstance(feature, NumericProfile):
+            arrays[f"f{i}_values"] = feature.sorted_values
+            arrays[f"f{i}_edges"] = feature.edges
+    return arrays
+
+
+def profile_header(arrays: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON header of saved profile arrays (version, fingerprint, settings, meta, features)."""
+    header: dict[str, Any] = json.loads(str(arrays["header"][()]))
+    return header
+
+
+def profile_from_arrays(arrays: Mapping[str, Any]) -> Profile:
+    """The profile stored by `profile_arrays`; ValueError if its version is not `PROFILE_VERSION`."""
+    header = profile_header(arrays)
+    if header.get("version") != PROFILE_VERSION:
+        raise ValueError(f"profile version {header.get('version')} is not {PROFILE_VERSION}")
+    settings = ProfileSettings(**header["settings"])
+    features: dict[str, FeatureProfile] = {}
+    for i, item in enumerate(header["features"]):
+        counts = np.asarray(arrays[f"f{i}_counts"], dtype=np.int64)
+        if item["kind"] == "numeric":
+            features[item["name"]] = NumericProfile(
+                item["name"], np.asarray(arrays[f"f{i}_values"], dtype=np.float64),
+                np.asarray(arrays[f"f{i}_edges"], dtype=np.float64), counts, item["rows"], item["missing"])
+        else:
+            features[item["name"]] = CategoricalProfile(
+                item["name"], tuple(item["categories"]), counts, item["rows"], item["missing"])
+    return Profile(MappingProxyType(features), settings, header["rows"], header["fingerprint"])

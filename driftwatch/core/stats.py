@@ -1,0 +1,149 @@
+"""Drift statistics of one feature: a reference profile and the batch's values in, `FeatureStats` out.
+
+Numeric features cost one sort of the batch: PSI and Jensen-Shannon counts come from `searchsorted` of
+the bin edges into it, and KS and Wasserstein from one merge with the pre-sorted reference.
+
+KS p-value, by sample sizes n (reference) and m (batch):
+- both <= 10,000: `scipy.stats.ks_2samp`'s exact p-value (scipy's own `method="auto"` choice);
+- otherwise, while round(n*m/(n+m)) <= 10,000: `scipy.stats.kstwo.sf(D, round(n*m/(n+m)))`, exactly
+  scipy's asymptotic path (a few milliseconds at that size);
+- beyond: the limiting Kolmogorov distribution `kstwobign.sf(sqrt(n*m/(n+m)) * D)`, within 0.3% of
+  scipy's p-value for p >= 1e-6 at n*m/(n+m) = 500k, where `kstwo.sf` would cost up to 0.6 s a feature.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import numpy.typing as npt
+import scipy.stats
+from scipy.special import rel_entr
+
+from driftwatch.core.profile import CategoricalProfile, NumericProfile, bin_counts
+from driftwatch.core.report import FeatureStats
+from driftwatch.core.values import CategoryCounts, category_counts, finite_values
+
+#: Largest sample size for which scipy computes the exact KS p-value (its MAX_AUTO_N).
+KS_EXACT_MAX = 10_000
+#: Largest effective size n*m/(n+m) for which `kstwo.sf` is used rather than its limit.
+KS_KSTWO_MAX = 10_000
+
+
+def psi(reference: npt.ArrayLike, current: npt.ArrayLike, epsilon: float = 1e-4) -> float:
+    """Population stability index of two count (or share) vectors over the same bins.
+
+    Shares below `epsilon` are raised to `epsilon`; PSI = sum((c - r) * ln(c / r)).
+    """
+    r = _floored_shares(reference, epsilon)
+    c = _floored_shares(current, epsilon)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def _floored_shares(counts: npt.ArrayLike, epsilon: float) -> npt.NDArray[np.float64]:
+    values = np.asarray(counts, dtype=np.float64)
+    total = values.sum()
+    shares = values / total if total > 0 else np.zeros_like(values)
+    return np.maximum(shares, epsilon)
+
+
+def js_distance(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) of two count vectors over the same bins."""
+    p = np.asarray(reference, dtype=np.float64)
+    q = np.asarray(current, dtype=np.float64)
+    p = p / p.sum()
+    q = q / q.sum()
+    m = (p + q) / 2
+    divergence = (np.sum(rel_entr(p, m)) + np.sum(rel_entr(q, m))) / 2
+    return float(math.sqrt(max(divergence, 0.0) / math.log(2)))
+
+
+def ks_pvalue(statistic: float, n: int, m: int, reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
+    """Two-sided two-sample KS p-value of `statistic` for sample sizes n and m (see the module docstring).
+
+    `reference` and `current` are only read when both sizes are small enough for scipy's exact method.
+    """
+    if max(n, m) <= KS_EXACT_MAX:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # scipy falls back to asymp with a warning
+            return float(scipy.stats.ks_2samp(reference, current).pvalue)
+    effective = n * m / (n + m)
+    if round(effective) <= KS_KSTWO_MAX:
+        return float(np.clip(scipy.stats.kstwo.sf(statistic, round(effective)), 0.0, 1.0))
+    return float(np.clip(scipy.stats.kstwobign.sf(math.sqrt(effective) * statistic), 0.0, 1.0))
+
+
+def ks_and_wasserstein(
+    reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]
+) -> tuple[float, float]:
+    """KS statistic (as `scipy.stats.ks_2samp`) and Wasserstein-1 distance of two SORTED samples.
+
+    One merge: each value's position in the merged order gives both empirical CDFs at every point.
+    """
+    n, m = reference.size, current.size
+    # Current values go after equal reference values, so counts at a tie group's last position are
+    # the right-continuous CDFs that scipy evaluates.
+    positions = np.searchsorted(reference, current, side="right") + np.arange(m)
+    is_current = np.zeros(n + m, dtype=bool)
+    is_current[positions] = True
+    merged = np.empty(n + m)
+    merged[positions] = current
+    merged[~is_current] = reference
+    current_cdf = np.cumsum(is_current) / m
+    reference_cdf = (np.arange(1, n + m + 1) - np.cumsum(is_current)) / n
+    gaps = np.diff(merged)
+    diffs = reference_cdf - current_cdf
+    group_ends = np.flatnonzero(gaps != 0)
+    at_ends = np.concatenate((diffs[group_ends], diffs[-1:]))
+    statistic = max(float(np.max(at_ends)), float(np.clip(-np.min(at_ends), 0, 1)))
+    wasserstein = float(np.dot(np.abs(diffs[:-1]), gaps))
+    return statistic, wasserstein
+
+
+def numeric_stats(profile: NumericProfile, values: npt.ArrayLike, epsilon: float = 1e-4) -> FeatureStats:
+    """All drift statistics of a numeric feature against its reference profile."""
+    current, rows = finite_values(values)
+    missing_share = (rows - current.size) / rows if rows else None
+    if current.size == 0 or profile.sorted_values.size == 0:
+        return FeatureStats(profile.name, "numeric", "insufficient_data", rows, missing_share)
+    current.sort()
+    counts = bin_counts(current, profile.edges)
+    statistic, wasserstein = ks_and_wasserstein(profile.sorted_values, current)
+    std = profile.std
+    return FeatureStats(
+        profile.name, "numeric", "ok", rows, missing_share,
+        psi=psi(profile.counts, counts, epsilon),
+        ks_statistic=statistic,
+        ks_pvalue=ks_pvalue(statistic, profile.sorted_values.size, current.size, profile.sorted_values, current),
+        js_distance=js_distance(profile.counts, counts),
+        wasserstein=wasserstein / std if std > 0 else None,
+    )
+
+
+def categorical_stats(
+    profile: CategoricalProfile, values: npt.ArrayLike | CategoryCounts, epsilon: float = 1e-4
+) -> FeatureStats:
+    """All drift statistics of a categorical feature: PSI, chi-square, new categories.
+
+    `values` may be raw values or their `CategoryCounts` (counts of several chunks merged).
+    """
+    counted = values if isinstance(values, CategoryCounts) else category_counts(values)
+    rows = counted.rows
+    missing_share = counted.missing / rows if rows else None
+    present = rows - counted.missing
+    if present == 0 or profile.counts.sum() == 0:
+        return FeatureStats(profile.name, "categorical", "insufficient_data", rows, missing_share)
+    reference = dict(zip(profile.categories, profile.counts.tolist(), strict=True))
+    union = sorted(set(reference) | set(counted.counts))
+    ref_counts = np.array([reference.get(c, 0) for c in union], dtype=np.float64)
+    cur_counts = np.array([counted.counts.get(c, 0) for c in union], dtype=np.float64)
+    chi2 = scipy.stats.chi2_contingency(np.vstack((ref_counts, cur_counts)))
+    new = {c: counted.counts[c] / present for c in union if c not in reference}
+    return FeatureStats(
+        profile.name, "categorical", "ok", rows, missing_share,
+        psi=psi(ref_counts, cur_counts, epsilon),
+        chi2_statistic=float(chi2.statistic),
+        chi2_pvalue=float(chi2.pvalue),
+        new_categories=new,
+    )
