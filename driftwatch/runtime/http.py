@@ -1,0 +1,143 @@
+"""The daemon's HTTP API: metrics, health and readiness probes, monitor statuses and reports, config reload.
+
+Endpoints are plain functions, so Starlette runs them in its thread pool and blocking work (a reload, a
+scrape) never stalls the event loop. Every body is JSON except /metrics; error texts pass `redact` first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any, Protocol
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from driftwatch.errors import ConfigError
+from driftwatch.runtime.status import MonitorStatus
+
+_URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^/\s@]*@")
+
+
+class DaemonControl(Protocol):
+    """What the HTTP API needs from the running daemon."""
+
+    registry: CollectorRegistry
+
+    def statuses(self) -> Mapping[str, MonitorStatus]:
+        """The latest status of every monitor, by name."""
+        ...
+
+    def problems(self) -> list[str]:
+        """Why the daemon is not ready; empty when it is."""
+        ...
+
+    def reload(self) -> None:
+        """Reload the configuration; raises ConfigError when the new one is invalid."""
+        ...
+
+
+def create_app(control: DaemonControl) -> Starlette:
+    """The Starlette app serving `control`."""
+
+    def metrics(request: Request) -> Response:
+        return Response(generate_latest(control.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    def readyz(request: Request) -> JSONResponse:
+        problems = [redact(problem) for problem in control.problems()]
+        if problems:
+            return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    def monitors(request: Request) -> JSONResponse:
+        return JSONResponse({"monitors": [monitor_summary(s) for s in control.statuses().values()]})
+
+    def monitor(request: Request) -> JSONResponse:
+        return JSONResponse(monitor_summary(_status(control, request.path_params["name"])))
+
+    def report(request: Request) -> JSONResponse:
+        name = request.path_params["name"]
+        status = _status(control, name)
+        if status.report is None:
+            message = f"monitor {name!r} has no report yet (last outcome: {status.outcome})"
+            raise HTTPException(404, detail=message)
+        return JSONResponse({**status.report.to_dict(), "monitor": name})
+
+    def reload(request: Request) -> JSONResponse:
+        try:
+            control.reload()
+        except ConfigError as err:
+            return JSONResponse({"error": redact(_one_line(str(err)))}, status_code=400)
+        return JSONResponse({"status": "reloaded"})
+
+    routes = [
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/api/v1/monitors", monitors, methods=["GET"]),
+        Route("/api/v1/monitors/{name}", monitor, methods=["GET"]),
+        Route("/api/v1/monitors/{name}/report", report, methods=["GET"]),
+        Route("/-/reload", reload, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _server_error})
+
+
+def monitor_summary(status: MonitorStatus) -> dict[str, Any]:
+    """JSON-ready summary of one monitor (an item of GET /api/v1/monitors)."""
+    report = status.report
+    return {
+        "monitor": status.monitor,
+        "schedule": status.schedule,
+        "outcome": status.outcome,
+        "last_run": status.last_run.isoformat() if status.last_run else None,
+        "last_success": status.last_success.isoformat() if status.last_success else None,
+        "severity": report.severity.label if report else None,
+        "drift_share": _finite(report.drift_share) if report else None,
+        "rows": report.current_rows if report else None,
+        "error": redact(status.error) if status.error is not None else None,
+        "runs_total": status.runs_total,
+        "failures_total": status.failures_total,
+    }
+
+
+def redact(text: str) -> str:
+    """`text` with passwords in URLs (`scheme://user:secret@host`) replaced by `***`."""
+    return _URL_PASSWORD.sub(r"\g<prefix>***@", text)
+
+
+def _status(control: DaemonControl, name: str) -> MonitorStatus:
+    status = control.statuses().get(name)
+    if status is None:
+        raise HTTPException(404, detail=f"unknown monitor {name!r}")
+    return status
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """JSON body for HTTP errors: our own detail, or the lower-case reason phrase (`not found`)."""
+    assert isinstance(exc, HTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase
+    message = phrase.lower() if exc.detail == phrase else exc.detail
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """JSON 500 that reveals nothing about the failure (the server logs it)."""
+    return JSONResponse({"error": "internal server error"}, status_code=500)
