@@ -1,0 +1,42 @@
+"""Data sources: where batches (and the reference) come from.
+
+`open_source` builds a source from config-like arguments; every source honours the `DataSource` contract.
+"""
+
+from __future__ import annotations
+
+from driftwatch.errors import SourceError
+from driftwatch.sources.base import DataSource, read_reference, reference_columns
+from driftwatch.sources.files import CsvSource, ParquetSource
+from driftwatch.sources.memory import InMemorySource
+from driftwatch.sources.sql import SqlSource
+
+__all__ = [
+    "CsvSource",
+    "DataSource",
+    "InMemorySource",
+    "ParquetSource",
+    "SqlSource",
+    "open_source",
+    "read_reference",
+    "reference_columns",
+]
+
+KINDS = ("parquet", "csv", "sql")
+
+
+def open_source(
+    name: str, kind: str, *, timestamp_column: str, path: str | None = None, url: str | None = None,
+    table: str | None = None, query: str | None = None,
+) -> DataSource:
+    """A source of `kind` (parquet, csv: `path` is a glob; sql: `url` with `table` or `query`)."""
+    if kind in ("parquet", "csv"):
+        if not path:
+            raise SourceError(f"a {kind} source needs a path", source=name)
+        cls = ParquetSource if kind == "parquet" else CsvSource
+        return cls(name, path, timestamp_column)
+    if kind == "sql":
+        if not url:
+            raise SourceError("a sql source needs a url", source=name)
+        return SqlSource(name, url, table=table, query=query, timestamp_column=timestamp_column)
+    raise SourceError(f"unknown source kind {kind!r} (expected one of {', '.join(KINDS)})", source=name)

@@ -1,0 +1,151 @@
+"""The `DataSource` capability, reference file reading and the helpers every source shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from driftwatch.errors import SchemaMismatch, SourceError, SourceUnavailable
+
+ColumnKind = Literal["numeric", "categorical", "timestamp", "other"]
+
+_STRING_VIEW = pa.string_view() if hasattr(pa, "string_view") else None
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """Something that yields the rows of a time window as a pandas frame."""
+
+    name: str
+
+    def read(self, start: datetime, end: datetime, columns: Sequence[str]) -> pd.DataFrame:
+        """Exactly `columns`, in that order, for rows whose timestamp is in [start, end)."""
+        ...
+
+    def describe(self) -> str:
+        """One line saying what this source reads (never a secret)."""
+        ...
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` as an aware UTC datetime (a naive one is taken as UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def missing_columns_message(missing: Sequence[str], available: Iterable[str]) -> str:
+    """`column 'x' not found (available: a, b)`; plural for several."""
+    names = ", ".join(f"'{name}'" for name in missing)
+    noun = "column" if len(missing) == 1 else "columns"
+    return f"{noun} {names} not found (available: {', '.join(available)})"
+
+
+def check_columns(source: str, available: Sequence[str], wanted: Iterable[str]) -> None:
+    """Raise SchemaMismatch naming every wanted column that is not available."""
+    present = set(available)
+    missing = list(dict.fromkeys(name for name in wanted if name not in present))
+    if missing:
+        raise SchemaMismatch(missing_columns_message(missing, available), source=source)
+
+
+def empty_frame(columns: Sequence[str]) -> pd.DataFrame:
+    """A frame with no rows and the given columns."""
+    return pd.DataFrame({name: pd.Series([], dtype=object) for name in columns}, columns=list(columns))
+
+
+def window_mask(values: pd.Series, start: datetime, end: datetime) -> pd.Series:
+    """Boolean mask of `values` (timestamps or ISO strings; naive = UTC) inside [start, end)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        stamps = values
+    elif pd.api.types.is_datetime64_dtype(values.dtype):
+        stamps = values.dt.tz_localize("UTC")
+    else:
+        stamps = pd.to_datetime(values, utc=True, format="ISO8601")
+    return (stamps >= pd.Timestamp(as_utc(start))) & (stamps < pd.Timestamp(as_utc(end)))
+
+
+def select_window(
+    source: str, frame: pd.DataFrame, timestamp_column: str, start: datetime, end: datetime,
+    columns: Sequence[str],
+) -> pd.DataFrame:
+    """Rows of `frame` in [start, end) restricted to `columns`, with SchemaMismatch for missing ones."""
+    check_columns(source, [str(name) for name in frame.columns], [*columns, timestamp_column])
+    try:
+        mask = window_mask(frame[timestamp_column], start, end)
+    except (ValueError, TypeError) as err:
+        raise SchemaMismatch(
+            f"timestamp column '{timestamp_column}' cannot be read as timestamps ({one_line(err)})",
+            source=source,
+        ) from err
+    return frame.loc[mask.to_numpy(), list(columns)].reset_index(drop=True)
+
+
+def one_line(err: BaseException) -> str:
+    """The first line of an exception's message (or its type name when empty)."""
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def column_kind(arrow_type: pa.DataType) -> ColumnKind:
+    """How driftwatch treats a column of this arrow type."""
+    if pa.types.is_boolean(arrow_type) or pa.types.is_dictionary(arrow_type):
+        return "categorical"
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return "numeric"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or arrow_type == _STRING_VIEW:
+        return "categorical"
+    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
+        return "timestamp"
+    return "other"
+
+
+def _reference_format(path: Path) -> Literal["parquet", "csv"]:
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix == ".csv":
+        return "csv"
+    raise SourceError(f"reference {path}: unsupported file type {suffix or '(none)'!r} (use .parquet, .pq or .csv)")
+
+
+def _reference_schema(path: Path) -> pa.Schema:
+    kind = _reference_format(path)
+    try:
+        if kind == "parquet":
+            return pq.read_schema(path)
+        with pacsv.open_csv(path) as reader:
+            return reader.schema
+    except (OSError, pa.ArrowException) as err:
+        raise SourceUnavailable(f"reference {path}: cannot read ({one_line(err)})") from err
+
+
+def reference_columns(path: Path) -> dict[str, ColumnKind]:
+    """Every column of the reference file mapped to its kind, read from the schema only."""
+    return {field.name: column_kind(field.type) for field in _reference_schema(Path(path))}
+
+
+def read_reference(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The reference file (parquet or csv by suffix) as a frame, optionally only `columns` in that order."""
+    path = Path(path)
+    schema = _reference_schema(path)
+    if columns is not None:
+        present = set(schema.names)
+        missing = list(dict.fromkeys(name for name in columns if name not in present))
+        if missing:
+            raise SchemaMismatch(f"reference {path}: {missing_columns_message(missing, schema.names)}")
+    try:
+        if _reference_format(path) == "parquet":
+            table = pq.read_table(path, columns=list(columns) if columns is not None else None)
+        else:
+            options = pacsv.ConvertOptions(include_columns=list(columns) if columns is not None else [])
+            table = pacsv.read_csv(path, convert_options=options)
+    except (OSError, pa.ArrowException) as err:
+        raise SourceUnavailable(f"reference {path}: cannot read ({one_line(err)})") from err
+    frame = table.to_pandas()
+    return frame[list(columns)] if columns is not None else frame

@@ -1,0 +1,146 @@
+"""A source over a SQL table or query through SQLAlchemy 2, with the window as bound parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
+
+from driftwatch.errors import SchemaMismatch, SourceError, SourceUnavailable
+from driftwatch.sources.base import as_utc, check_columns, one_line, select_window
+
+# Sessions run in UTC so naive columns compare as UTC and zoned values come back in UTC.
+_UTC_SESSION = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'"}
+
+
+def _run_on_connect(statement: str) -> Callable[[Any, Any], None]:
+    """A `connect` event handler that runs `statement` and commits it (a rolled-back SET would be undone)."""
+
+    def handler(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(statement)
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
+
+    return handler
+
+
+def sqlite_text(moment: datetime) -> str:
+    """`moment` as the naive UTC text SQLite columns written by pandas hold (micros only when non-zero).
+
+    Both `...:SS` and `...:SS.ffffff` stored values then compare correctly as text against it.
+    """
+    naive = as_utc(moment).replace(tzinfo=None)
+    text = naive.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{text}.{naive.microsecond:06d}" if naive.microsecond else text
+
+
+class SqlSource:
+    """Rows of a table (`table`, may be `schema.table`) or of a query using `:start` and `:end`."""
+
+    def __init__(
+        self, name: str, url: str, *, table: str | None = None, query: str | None = None,
+        timestamp_column: str,
+    ) -> None:
+        if (table is None) == (query is None):
+            raise SourceError("give exactly one of table or query", source=name)
+        self.name = name
+        self.table = table
+        self.query = query
+        self.timestamp_column = timestamp_column
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            # not chained: the unparsable URL may hold a password
+            raise SourceUnavailable("invalid database URL", source=name) from None
+        self._password = parsed.password
+        self.redacted_url = parsed.render_as_string(hide_password=True)
+        try:
+            self.engine = sa.create_engine(parsed, pool_pre_ping=True)
+        except (ArgumentError, NoSuchModuleError, ImportError) as err:
+            raise SourceUnavailable(f"cannot use {self.redacted_url}: {self._scrub(err)}", source=name) from err
+        utc_statement = _UTC_SESSION.get(self.engine.dialect.name)
+        if utc_statement:
+            sa.event.listen(self.engine, "connect", _run_on_connect(utc_statement))
+
+    def describe(self) -> str:
+        """One line with the redacted URL and the table or query."""
+        what = f"table {self.table}" if self.table else "query"
+        return f"sql {self.redacted_url} {what} (timestamp column {self.timestamp_column})"
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    def read(self, start: datetime, end: datetime, columns: Sequence[str]) -> pd.DataFrame:
+        """Exactly `columns` for rows with start <= timestamp < end."""
+        try:
+            with self.engine.connect() as conn:
+                if self.table is not None:
+                    frame = self._read_table(conn, self.table, start, end, columns)
+                else:
+                    frame = self._read_query(conn, start, end, columns)
+        except SQLAlchemyError as err:
+            raise SourceUnavailable(f"cannot read {self.redacted_url}: {self._scrub(err)}", source=self.name) from err
+        return self._parse_timestamps(frame)
+
+    def _bounds(self, start: datetime, end: datetime, *, naive: bool) -> dict[str, Any]:
+        if self.engine.dialect.name == "sqlite":
+            return {"start": sqlite_text(start), "end": sqlite_text(end)}
+        if naive:
+            return {"start": as_utc(start).replace(tzinfo=None), "end": as_utc(end).replace(tzinfo=None)}
+        return {"start": as_utc(start), "end": as_utc(end)}
+
+    def _read_table(
+        self, conn: Connection, table: str, start: datetime, end: datetime, columns: Sequence[str]
+    ) -> pd.DataFrame:
+        schema, _, bare = table.rpartition(".")
+        try:
+            info = sa.inspect(conn).get_columns(bare, schema=schema or None)
+        except NoSuchTableError as err:
+            raise SourceUnavailable(f"table {table!r} not found in {self.redacted_url}", source=self.name) from err
+        types = {str(col["name"]): col["type"] for col in info}
+        ts = self.timestamp_column
+        check_columns(self.name, list(types), [*columns, ts])
+        ts_type = types[ts]
+        naive = not (isinstance(ts_type, sa.DateTime) and ts_type.timezone)
+        stamp: sa.ColumnClause[Any] = sa.column(ts)
+        selected: list[sa.ColumnClause[Any]] = [sa.column(name) for name in dict.fromkeys(columns)]
+        query = (
+            sa.select(*selected)
+            .select_from(sa.table(bare, schema=schema or None))
+            .where(stamp >= sa.bindparam("start"), stamp < sa.bindparam("end"))
+        )
+        result = conn.execute(query, self._bounds(start, end, naive=naive))
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return frame[list(columns)]
+
+    def _read_query(self, conn: Connection, start: datetime, end: datetime, columns: Sequence[str]) -> pd.DataFrame:
+        result = conn.execute(sa.text(self.query or ""), self._bounds(start, end, naive=False))
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return select_window(self.name, frame, self.timestamp_column, start, end, columns)
+
+    def _parse_timestamps(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The timestamp column (when returned as text, as SQLite does) parsed to UTC timestamps."""
+        ts = self.timestamp_column
+        if ts not in frame.columns or pd.api.types.is_datetime64_any_dtype(frame[ts].dtype):
+            return frame
+        try:
+            parsed = pd.to_datetime(frame[ts], utc=True, format="ISO8601")
+        except (ValueError, TypeError) as err:
+            message = f"timestamp column '{ts}' cannot be parsed ({one_line(err)})"
+            raise SchemaMismatch(message, source=self.name) from err
+        return frame.assign(**{ts: parsed})
+
+    def _scrub(self, err: BaseException) -> str:
+        """The error's first line, from the driver's error when there is one, without the password."""
+        cause = err.orig if isinstance(err, DBAPIError) and err.orig is not None else err
+        message = one_line(cause)
+        return message.replace(self._password, "***") if self._password else message

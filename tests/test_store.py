@@ -1,0 +1,188 @@
+"""The SQLite state store: round trips, persistence, newest-run queries and writability checks."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftwatch.errors import DriftwatchError
+from driftwatch.runtime.store import SCHEMA_VERSION, RunRecord, Store, StoreError
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+REPORT = {"monitor": "churn", "features": [{"name": "age", "psi": 0.31, "ok": False}], "rows": 1200}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A fresh store in a nested directory that does not exist yet."""
+    with Store(tmp_path / "state" / "nested" / "driftwatch.db") as opened:
+        yield opened
+
+
+def record(store: Store, monitor: str, minutes: int, outcome: str = "ok", **extra: Any) -> None:
+    """Record a run of `monitor` started `minutes` after T0 and lasting 2 seconds."""
+    started = T0 + timedelta(minutes=minutes)
+    fields: dict[str, Any] = {"severity": None, "error": None, "report": None, **extra}
+    store.record_run(monitor, started=started, finished=started + timedelta(seconds=2), outcome=outcome, **fields)
+
+
+def test_round_trip_keeps_every_field(store: Store) -> None:
+    """A recorded run comes back with aware UTC datetimes and the report as a dict."""
+    started = datetime(2024, 5, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    store.record_run("churn", started=started, finished=started + timedelta(seconds=3), outcome="ok",
+                     severity="critical", error=None, report=REPORT)
+    (run,) = store.runs("churn")
+    assert run == RunRecord(
+        id=run.id, monitor="churn", started_at=datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC),
+        finished_at=datetime(2024, 5, 1, 12, 0, 3, 123456, tzinfo=UTC), outcome="ok", severity="critical",
+        error=None, report=REPORT,
+    )
+    assert run.started_at.utcoffset() == timedelta(0)
+
+
+def test_error_run_without_report(store: Store) -> None:
+    """A failed run keeps its error and no report."""
+    record(store, "churn", 0, outcome="error", error="source prod: column 'x' not found (available: a)")
+    run = store.last_runs()["churn"]
+    assert (run.outcome, run.severity, run.report) == ("error", None, None)
+    assert run.error == "source prod: column 'x' not found (available: a)"
+
+
+def test_naive_datetimes_are_taken_as_utc(store: Store) -> None:
+    """Naive datetimes are stored and returned as UTC."""
+    store.record_run("m", started=datetime(2024, 1, 1), finished=datetime(2024, 1, 1, 0, 1), outcome="ok",
+                     severity=None, error=None, report=None)
+    assert store.runs("m")[0].started_at == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_last_runs_returns_newest_per_monitor(store: Store) -> None:
+    """last_runs has one entry per monitor: its newest run, even when recorded out of order."""
+    assert store.last_runs() == {}
+    record(store, "churn", 0, outcome="error", error="boom")
+    record(store, "fraud", 5, severity="warning")
+    record(store, "churn", 10, severity="ok", report=REPORT)
+    record(store, "fraud", 1, outcome="error", error="late backfill of an older run")
+    last = store.last_runs()
+    assert sorted(last) == ["churn", "fraud"]
+    assert (last["churn"].outcome, last["churn"].report) == ("ok", REPORT)
+    assert last["fraud"].started_at == T0 + timedelta(minutes=5)
+
+
+def test_runs_are_newest_first_and_limited(store: Store) -> None:
+    """runs() lists one monitor's runs newest first, up to the limit."""
+    for minute in range(7):
+        record(store, "churn", minute)
+    record(store, "other", 100)
+    runs = store.runs("churn", limit=3)
+    assert [run.started_at for run in runs] == [T0 + timedelta(minutes=m) for m in (6, 5, 4)]
+    assert len(store.runs("churn")) == 7
+    assert store.runs("nobody") == []
+
+
+def test_persists_across_reopen(tmp_path: Path) -> None:
+    """Runs survive closing and reopening; the schema version and WAL mode are set."""
+    path = tmp_path / "driftwatch.db"
+    with Store(path) as first:
+        record(first, "churn", 0, report=REPORT)
+    with Store(path) as second:
+        assert second.last_runs()["churn"].report == REPORT
+        record(second, "churn", 1)
+        assert len(second.runs("churn")) == 2
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    raw.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A database from a newer driftwatch is refused with a StoreError."""
+    path = tmp_path / "driftwatch.db"
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(path)
+
+
+def test_concurrent_writers_share_one_store(store: Store) -> None:
+    """Threads recording at once lose no runs."""
+    def work(worker: int) -> None:
+        for minute in range(25):
+            record(store, f"m{worker}", minute)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(store.last_runs()) == ["m0", "m1", "m2", "m3"]
+    assert all(len(store.runs(f"m{worker}", limit=100)) == 25 for worker in range(4))
+
+
+def test_check_writable_leaves_no_trace(store: Store) -> None:
+    """check_writable passes on a writable store and rolls its test write back."""
+    record(store, "churn", 0)
+    store.check_writable()
+    assert list(store.last_runs()) == ["churn"]
+    assert len(store.runs("")) == 0
+
+
+def make_read_only_by_mode(path: Path) -> None:
+    """chmod the database read-only (root ignores file modes, so the case skips under root)."""
+    if os.geteuid() == 0:
+        pytest.skip("root ignores file permissions")
+    path.chmod(0o444)
+
+
+def make_read_only_by_header(path: Path) -> None:
+    """Set the SQLite header's write version to 3, which every SQLite (even as root) must treat as read-only."""
+    data = bytearray(path.read_bytes())
+    data[18] = 3
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "make_read_only",
+    [pytest.param(make_read_only_by_mode, id="chmod-444"), pytest.param(make_read_only_by_header, id="header")],
+)
+def test_check_writable_fails_on_read_only_file(tmp_path: Path, make_read_only: Callable[[Path], None]) -> None:
+    """A read-only database file fails check_writable with a DriftwatchError chained to sqlite."""
+    path = tmp_path / "driftwatch.db"
+    with Store(path) as first:
+        record(first, "churn", 0)
+    assert not path.with_name(path.name + "-wal").exists()  # checkpointed on close, so the header is final
+    make_read_only(path)
+    with Store(path) as reopened:
+        assert list(reopened.last_runs()) == ["churn"]
+        with pytest.raises(DriftwatchError, match="not writable") as info:
+            reopened.check_writable()
+        assert isinstance(info.value.__cause__, sqlite3.Error)
+
+
+def test_check_writable_fails_while_another_writer_holds_the_lock(tmp_path: Path) -> None:
+    """A database locked by another writer past the timeout is reported as not writable."""
+    path = tmp_path / "driftwatch.db"
+    with Store(path, timeout=0.05) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreError, match="locked"):
+                store.check_writable()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        store.check_writable()
+
+
+def test_unusable_path_is_store_error(tmp_path: Path) -> None:
+    """A path whose parent is a file cannot hold a store."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError):
+        Store(tmp_path / "file" / "driftwatch.db")
