@@ -462,7 +462,8 @@ def parse_config(text: str, *, file: str = "<string>", base_dir: Path, env: Mapp
     try:
         return Config.model_validate(data, context={"base_dir": Path(base_dir), "file": own_file})
     except ValidationError as err:
-        errors = err.errors()
+        # A typo shows up as an unknown key AND a missing one: name the typo first.
+        errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
         path, problem = _describe(errors[0], data)
         more = f" (+{len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         raise ConfigError(problem + more, file=file, path=path) from None

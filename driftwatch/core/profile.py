@@ -161,7 +161,7 @@ def _fingerprint(features: Mapping[str, FeatureProfile], settings: ProfileSettin
         feature = features[name]
         digest.update(f"\0{feature.kind}\0{name}\0{feature.rows}\0{feature.missing}\0".encode())
         if isinstance(feature, NumericProfile):
-            digest.update(np.ascontiguousarray(feature.sorted_values).tobytes())
+            digest.update(np.ascontiguousarray(feature.sorted_values + 0.0).tobytes())  # -0.0 -> 0.0
         else:
             digest.update(json.dumps(dict(zip(feature.categories, feature.counts.tolist(), strict=True)),
                                      sort_keys=True).encode())

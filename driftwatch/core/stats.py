@@ -4,7 +4,8 @@ Numeric features cost one sort of the batch: PSI and Jensen-Shannon counts come 
 the bin edges into it, and KS and Wasserstein from one merge with the pre-sorted reference.
 
 KS p-value, by sample sizes n (reference) and m (batch):
-- both <= 10,000: `scipy.stats.ks_2samp`'s exact p-value (scipy's own `method="auto"` choice);
+- both <= 10,000: scipy's exact p-value (scipy's own `method="auto"` choice; where scipy's exact
+  computation gives up, scipy falls back to `kstwo` as below, and so does this);
 - otherwise, while round(n*m/(n+m)) <= 10,000: `scipy.stats.kstwo.sf(D, round(n*m/(n+m)))`, exactly
   scipy's asymptotic path (a few milliseconds at that size);
 - beyond: the limiting Kolmogorov distribution `kstwobign.sf(sqrt(n*m/(n+m)) * D)`, within 0.3% of
@@ -14,12 +15,12 @@ KS p-value, by sample sizes n (reference) and m (batch):
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import numpy.typing as npt
 import scipy.stats
 from scipy.special import rel_entr
+from scipy.stats._stats_py import _attempt_exact_2kssamp  # scipy's exact KS p-value (private, stable since 1.5)
 
 from driftwatch.core.profile import CategoricalProfile, NumericProfile, bin_counts
 from driftwatch.core.report import FeatureStats
@@ -59,16 +60,15 @@ def js_distance(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
     return float(math.sqrt(max(divergence, 0.0) / math.log(2)))
 
 
-def ks_pvalue(statistic: float, n: int, m: int, reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
-    """Two-sided two-sample KS p-value of `statistic` for sample sizes n and m (see the module docstring).
-
-    `reference` and `current` are only read when both sizes are small enough for scipy's exact method.
-    """
-    if max(n, m) <= KS_EXACT_MAX:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # scipy falls back to asymp with a warning
-            return float(scipy.stats.ks_2samp(reference, current).pvalue)
+def ks_pvalue(statistic: float, n: int, m: int) -> float:
+    """Two-sided two-sample KS p-value of `statistic` for sample sizes n and m (see the module docstring)."""
     effective = n * m / (n + m)
+    if max(n, m) <= KS_EXACT_MAX:
+        # scipy's exact computation, called directly: `ks_2samp` would re-sort both samples and signal a
+        # failed exact attempt with a warning, and warning filters are not thread-safe.
+        success, _, prob = _attempt_exact_2kssamp(n, m, math.gcd(n, m), statistic, "two-sided")
+        if success:
+            return float(np.clip(prob, 0.0, 1.0))
     if round(effective) <= KS_KSTWO_MAX:
         return float(np.clip(scipy.stats.kstwo.sf(statistic, round(effective)), 0.0, 1.0))
     return float(np.clip(scipy.stats.kstwobign.sf(math.sqrt(effective) * statistic), 0.0, 1.0))
@@ -115,7 +115,7 @@ def numeric_stats(profile: NumericProfile, values: npt.ArrayLike, epsilon: float
         profile.name, "numeric", "ok", rows, missing_share,
         psi=psi(profile.counts, counts, epsilon),
         ks_statistic=statistic,
-        ks_pvalue=ks_pvalue(statistic, profile.sorted_values.size, current.size, profile.sorted_values, current),
+        ks_pvalue=ks_pvalue(statistic, profile.sorted_values.size, current.size),
         js_distance=js_distance(profile.counts, counts),
         wasserstein=wasserstein / std if std > 0 else None,
     )

@@ -1,7 +1,7 @@
 """Raw column values to what the statistics use: finite floats, or category counts. Missing never crashes.
 
 Numeric: NaN, None, pandas NA and +/-inf are missing. Categorical: None, NaN and pandas NA are missing;
-every other value is a category named by `str(value)`.
+every other value is a category named by `category_label(value)`.
 """
 
 from __future__ import annotations
@@ -48,10 +48,18 @@ def category_counts(values: npt.ArrayLike) -> CategoryCounts:
     for key, count in zip(tallied.index, tallied.to_numpy(), strict=True):
         if count == 0:  # unobserved levels of a pandas Categorical
             continue
-        label = str(key)
+        label = category_label(key)
         merged[label] = merged.get(label, 0) + int(count)
     counted = sum(merged.values())
     return CategoryCounts(dict(sorted(merged.items())), int(series.size), int(series.size) - counted)
+
+
+def category_label(value: object) -> str:
+    """The name of a category: `str(value)`, but whole floats as integers (1.0 -> "1": an integer code column
+    becomes float when it has a missing value, and must not turn into new categories)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def merge_category_counts(parts: list[CategoryCounts]) -> CategoryCounts:
