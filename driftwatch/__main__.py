@@ -1,0 +1,7 @@
+"""`python -m driftwatch`: the same as the `driftwatch` command."""
+
+import sys
+
+from driftwatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,165 @@
+"""The `driftwatch` command: run, check, validate, demo. Errors are one line; exit 2 for config/usage errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from driftwatch import __version__
+from driftwatch.config import load_config, parse_duration
+from driftwatch.core.report import Severity
+from driftwatch.errors import DriftwatchError
+from driftwatch.runtime.logs import setup_logging
+from driftwatch.runtime.monitor import (
+    RunResult,
+    open_sources,
+    prepare_monitor,
+    resolve_features,
+    result_dict,
+    run_monitor,
+)
+
+EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `driftwatch` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_format, "debug" if args.debug else args.log_level)
+    try:
+        return int(args.func(args))
+    except DriftwatchError as err:
+        if args.debug:
+            logging.getLogger("driftwatch").exception("failed")
+        print(f"driftwatch: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="driftwatch", description="Watch production features for drift.")
+    parser.add_argument("--version", action="version", version=f"driftwatch {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("-c", "--config", type=Path, required=True)
+    run.set_defaults(func=cmd_run)
+
+    check = commands.add_parser("check", help="one run of each monitor now (a CI data-validation gate)")
+    check.add_argument("-c", "--config", type=Path, required=True)
+    check.add_argument("--monitor", help="only this monitor")
+    check.add_argument("--at", type=parse_time, help="window end, ISO-8601 (default: now; naive = UTC)")
+    check.add_argument("--format", choices=["table", "json"], default="table")
+    check.add_argument("--fail-on", choices=["warning", "critical"], default="critical",
+                       help="exit 1 when a monitor reaches this severity (default: critical)")
+    check.set_defaults(func=cmd_check)
+
+    validate = commands.add_parser("validate", help="check the config only")
+    validate.add_argument("-c", "--config", type=Path, required=True)
+    validate.set_defaults(func=cmd_validate)
+
+    demo = commands.add_parser("demo", help="run the daemon on synthetic data that starts drifting")
+    demo.add_argument("--port", type=int, default=9108)
+    demo.add_argument("--dir", type=Path, default=Path("demo-work"), help="work folder (default: demo-work)")
+    demo.add_argument("--drift-after", type=parse_duration, default=parse_duration("60s"),
+                      help="when the production stream starts drifting (default: 60s)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 time; a naive one is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"invalid ISO-8601 time {text!r}") from err
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`driftwatch run`: the daemon, until SIGTERM/SIGINT."""
+    from driftwatch.runtime.daemon import Daemon, serve
+
+    serve(Daemon(args.config))
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """`driftwatch validate`: load the config and check the references' columns; print a one-line summary."""
+    config = load_config(args.config)
+    for monitor in config.monitors.values():
+        resolve_features(monitor, config.sources[monitor.source].timestamp_column)
+    print(f"{args.config}: ok ({len(config.monitors)} monitors, {len(config.sources)} sources)")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """`driftwatch check`: one run of each (or one) monitor with the window ending at --at."""
+    config = load_config(args.config)
+    names = [args.monitor] if args.monitor else list(config.monitors)
+    if args.monitor and args.monitor not in config.monitors:
+        raise DriftwatchError(f"unknown monitor {args.monitor!r} (defined: {', '.join(config.monitors)})")
+    at = args.at or datetime.now(UTC)
+    sources = open_sources(config)
+    profile_dir = Path(config.state.path).parent / "profiles"
+    outputs, failed, worst = [], False, Severity.OK
+    for i, name in enumerate(names, 1):
+        if sys.stderr.isatty() and len(names) > 1:
+            print(f"[{i}/{len(names)}] checking {name} ...", file=sys.stderr)
+        monitor = prepare_monitor(name, config, profile_dir, sources)
+        result = run_monitor(monitor, at)
+        failed |= result.outcome == "error"
+        if result.report is not None:
+            worst = max(worst, result.report.severity)
+        outputs.append((name, result, monitor.profile.rows))
+    if args.format == "json":
+        print(json.dumps({"monitors": [result_dict(*o) for o in outputs]}, indent=2, allow_nan=False))
+    else:
+        print("\n\n".join(format_result(*o) for o in outputs))
+    if failed:
+        return EXIT_ERROR
+    return EXIT_DRIFT if worst >= Severity.parse(args.fail_on) else EXIT_OK
+
+
+def format_result(name: str, result: RunResult, reference_rows: int) -> str:
+    """A readable table of one run."""
+    head = (f"{name}: {result.outcome}  window {result.start:%Y-%m-%d %H:%M:%S} .. {result.end:%H:%M:%S} UTC  "
+            f"rows {result.rows} (reference {reference_rows})")
+    if result.report is None:
+        return f"{head}\n  {result.error}"
+    report = result.report
+    lines = [f"{head}\n  severity {report.severity.label.upper()}  drift share {report.drift_share or 0:.2f}",
+             f"  {'feature':<20} {'kind':<11} {'psi':>7} {'ks':>7} {'p-value':>9} {'js':>6} {'wass':>6} "
+             f"{'missing':>7}  severity"]
+    for r in report.features:
+        s = r.stats
+        lines.append(f"  {r.name:<20} {s.kind:<11} {_f(s.psi, 7, 3)} {_f(s.ks_statistic, 7, 3)} "
+                     f"{_f(s.test_pvalue, 9, 2, 'e')} {_f(s.js_distance, 6, 3)} {_f(s.wasserstein, 6, 3)} "
+                     f"{_f(s.missing_share, 7, 3)}  {r.severity.label if s.status == 'ok' else s.status}")
+        if s.new_categories:
+            lines.append(f"  {'':<20} new categories: "
+                         + ", ".join(f"{k} ({v:.1%})" for k, v in s.new_categories.items()))
+    return "\n".join(lines)
+
+
+def _f(value: float | None, width: int, digits: int, kind: str = "f") -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}{kind}}"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`driftwatch demo`: synthetic reference and drifting stream, then the daemon on them."""
+    from driftwatch.runtime.demo import run_demo
+
+    run_demo(args.dir, port=args.port, drift_after=args.drift_after)
+    return EXIT_OK

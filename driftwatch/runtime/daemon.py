@@ -1,0 +1,223 @@
+"""The long-running daemon: config, monitors, scheduler, metrics and the HTTP API, with reload and shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+
+from driftwatch import __version__
+from driftwatch.config import Config, load_config
+from driftwatch.errors import ConfigError, DriftwatchError
+from driftwatch.outputs.exporter import DriftCollector, metrics_registry
+from driftwatch.runtime.http import create_app
+from driftwatch.runtime.monitor import Monitor, RunResult, open_sources, prepare_monitor, run_monitor
+from driftwatch.runtime.scheduler import make_scheduler, schedule_monitor
+from driftwatch.runtime.status import MonitorStatus
+from driftwatch.runtime.store import Store
+
+log = logging.getLogger("driftwatch.daemon")
+
+#: How long shutdown waits for running monitor runs before exiting anyway.
+SHUTDOWN_GRACE_SECONDS = 30
+
+
+def prepare_monitors(config: Config) -> dict[str, Monitor]:
+    """Every configured monitor, with its source opened and its reference profile loaded or built."""
+    sources = open_sources(config)
+    profile_dir = Path(config.state.path).parent / "profiles"
+    return {name: prepare_monitor(name, config, profile_dir, sources) for name in config.monitors}
+
+
+class Daemon:
+    """Runs monitors on their schedules and exposes their latest results; see `serve`."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.config = load_config(config_path)
+        self.monitors = prepare_monitors(self.config)
+        self.store = Store(Path(self.config.state.path))
+        self.reload_ok = True
+        self._lock = threading.Lock()
+        self._statuses: Mapping[str, MonitorStatus] = self._initial_statuses(self.monitors, {})
+        self._runs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="driftwatch-run")
+        self.scheduler = make_scheduler()
+        self.registry = metrics_registry(DriftCollector(self.statuses, version=__version__,
+                                                        reload_ok=lambda: self.reload_ok))
+
+    # -- DaemonControl ------------------------------------------------------------------------------------
+    def statuses(self) -> Mapping[str, MonitorStatus]:
+        """The latest status of every monitor (an immutable snapshot)."""
+        return self._statuses
+
+    def problems(self) -> list[str]:
+        """Why the daemon is not ready (empty when it is)."""
+        found = []
+        if not self.scheduler.running:
+            found.append("scheduler is not running")
+        try:
+            self.store.check_writable()
+        except (DriftwatchError, OSError) as err:
+            found.append(f"state store is not writable: {err}")
+        return found
+
+    def reload(self) -> None:
+        """Load the config file again; an invalid one keeps the running config and raises ConfigError."""
+        try:
+            config = load_config(self.config_path)
+            monitors = prepare_monitors(config)
+        except DriftwatchError as err:
+            self.reload_ok = False
+            log.error("reload failed, keeping the running config: %s", err)
+            raise err if isinstance(err, ConfigError) else ConfigError(str(err)) from err
+        with self._lock:
+            self.config, self.monitors = config, monitors
+            self._statuses = self._initial_statuses(monitors, self._statuses)
+        for job in self.scheduler.get_jobs():
+            if job.name not in monitors:
+                job.remove()
+        self._schedule_all()
+        self.reload_ok = True
+        log.info("config reloaded: %d monitors", len(monitors))
+
+    # -- running ------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the scheduler with one job per monitor."""
+        self.scheduler.start()
+        self._schedule_all()
+        log.info("driftwatch %s started: %d monitors", __version__, len(self.monitors))
+
+    def stop(self) -> None:
+        """Stop taking new runs and wait (bounded) for running ones."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self._runs.shutdown(wait=False, cancel_futures=True)
+        waiter = threading.Thread(target=self._runs.shutdown, kwargs={"wait": True}, daemon=True)
+        waiter.start()
+        waiter.join(SHUTDOWN_GRACE_SECONDS)
+        self.store.close()
+        log.info("driftwatch stopped")
+
+    def run_once(self, name: str) -> None:
+        """One scheduled run of monitor `name`: read, compare, record; never raises."""
+        monitor = self.monitors.get(name)
+        if monitor is None:
+            return
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        timeout = monitor.config.timeout.total_seconds()
+        try:
+            result = self._runs.submit(run_monitor, monitor, now).result(timeout=timeout)
+        except FutureTimeout:
+            result = RunResult("error", now - monitor.config.window, now, error=f"run timed out after {timeout:g}s")
+        except Exception as err:  # a bug must not stop the scheduler: record it as a failed run
+            log.exception("monitor %s: run crashed", name)
+            result = RunResult("error", now - monitor.config.window, now, error=f"internal error: {err!r}")
+        self._record(monitor, result, now, time.perf_counter() - started)
+
+    def _record(self, monitor: Monitor, result: RunResult, started: datetime, seconds: float) -> None:
+        finished = datetime.now(UTC)
+        with self._lock:
+            current = self._statuses.get(monitor.name) or MonitorStatus(monitor.name, "")
+            status = current.after_run(result.outcome, finished=finished, seconds=seconds, report=result.report,
+                                       error=result.error)
+            if status.reference_rows is None:
+                status = status.__class__(**{**status.__dict__, "reference_rows": monitor.profile.rows})
+            self._statuses = {**self._statuses, monitor.name: status}
+        log_result(monitor.name, result, seconds)
+        try:
+            self.store.record_run(
+                monitor.name, started=started, finished=finished, outcome=result.outcome,
+                severity=result.report.severity.label if result.report else None, error=result.error,
+                report=result.report.to_dict() if result.report else None)
+        except (DriftwatchError, OSError) as err:
+            log.error("monitor %s: could not record the run in the state store: %s", monitor.name, err)
+
+    def _schedule_all(self) -> None:
+        for name, monitor in self.monitors.items():
+            schedule_monitor(self.scheduler, name, monitor.config.schedule.trigger(), self.run_once)
+
+    def _initial_statuses(self, monitors: Mapping[str, Monitor],
+                          previous: Mapping[str, MonitorStatus]) -> dict[str, MonitorStatus]:
+        statuses = {}
+        last = self.store.last_runs() if not previous and hasattr(self, "store") else {}
+        for name, monitor in monitors.items():
+            schedule = monitor.config.schedule.describe()
+            if name in previous:
+                statuses[name] = previous[name].__class__(**{**previous[name].__dict__, "schedule": schedule,
+                                                             "reference_rows": monitor.profile.rows})
+            else:
+                record = last.get(name)
+                statuses[name] = MonitorStatus(
+                    name, schedule, reference_rows=monitor.profile.rows,
+                    last_run=record.finished_at if record else None,
+                    last_success=None)
+        return statuses
+
+
+def log_result(name: str, result: RunResult, seconds: float) -> None:
+    """One log line per run: severity, drift share and the features that breached, or why there is no report."""
+    if result.report is None:
+        level = logging.ERROR if result.outcome == "error" else logging.WARNING
+        log.log(level, "monitor %s: %s: %s", name, result.outcome, result.error,
+                extra={"monitor": name, "outcome": result.outcome})
+        return
+    report = result.report
+    drifted = ", ".join(
+        f"{r.name} ({r.severity.label}: " + " ".join(f"{k}={getattr(r.stats, k):.3f}" for k in r.breaches) + ")"
+        for r in sorted(report.features, key=lambda r: -r.severity) if r.severity > 0
+    )
+    log.log(logging.WARNING if report.severity > 0 else logging.INFO,
+            "monitor %s: severity %s, drift share %.2f, %d rows, %.2fs%s", name, report.severity.label,
+            report.drift_share or 0.0, report.current_rows, seconds, f"; drifted: {drifted}" if drifted else "",
+            extra={"monitor": name, "severity": report.severity.label, "drift_share": report.drift_share})
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port; DriftwatchError with one line if that is impossible."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise DriftwatchError(f"cannot listen on {host}:{port}: {err.strerror}") from err
+    sock.listen(128)
+    return sock
+
+
+def serve(daemon: Daemon) -> None:
+    """Serve HTTP in this (main) thread until SIGTERM/SIGINT; SIGHUP reloads the config."""
+    server_config = daemon.config.server
+    sock = listen(server_config.host, server_config.port)
+    host, port = sock.getsockname()[:2]
+    server = uvicorn.Server(uvicorn.Config(create_app(daemon), log_config=None, lifespan="off",
+                                           timeout_graceful_shutdown=5))
+    # uvicorn re-raises the signal that stopped it after restoring these handlers: make that harmless.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=_reload_quietly, args=(daemon,)).start())
+    daemon.start()
+    log.info("serving metrics and API on http://%s:%d", host, port, extra={"host": host, "port": port})
+    try:
+        server.run(sockets=[sock])
+    finally:
+        log.info("shutting down: waiting up to %ds for running monitors", SHUTDOWN_GRACE_SECONDS)
+        daemon.stop()
+
+
+def _reload_quietly(daemon: Daemon) -> None:
+    """SIGHUP: reload; a failure is logged (by reload) and leaves the old config running."""
+    with contextlib.suppress(ConfigError):
+        daemon.reload()

@@ -1,0 +1,116 @@
+"""`driftwatch demo`: a synthetic reference, a production stream that starts drifting, and the daemon on them.
+
+Everything is written under one work folder: `reference/train.parquet`, `prod/batch-*.parquet` (a file every
+2 seconds, 100 rows a second) and `driftwatch.yaml`. After `drift_after` the stream's `age`, `income` and
+`plan` drift further every second, so the monitor goes ok -> warning -> critical within about a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("driftwatch.demo")
+
+ROWS_PER_SECOND = 100
+FILE_EVERY_SECONDS = 2.0
+PLANS = ["basic", "standard", "premium"]
+REGIONS = ["north", "south", "east", "west"]
+
+CONFIG = """\
+# Written by `driftwatch demo`: one monitor on a local parquet stream, checked every 10 seconds.
+server: {{host: 127.0.0.1, port: {port}}}
+state: {{path: state/driftwatch.db}}
+sources:
+  demo_stream: {{kind: parquet, path: "prod/*.parquet", timestamp_column: event_time}}
+monitors:
+  churn-inputs:
+    model: churn
+    reference: {{path: reference/train.parquet}}
+    source: demo_stream
+    schedule: {{every: 10s}}
+    window: 30s
+    min_rows: 200
+    features: {{numeric: [age, income, tenure_months], categorical: [plan, region]}}
+"""
+
+
+def features(rng: np.random.Generator, rows: int, drift: float) -> pd.DataFrame:
+    """`rows` synthetic customer rows; `drift` 0 is the reference distribution, 1 a large shift."""
+    plan_p = np.array([0.5, 0.35, 0.15]) * np.array([1 - 0.6 * drift, 1, 1 + 3 * drift])
+    return pd.DataFrame({
+        "age": rng.normal(40 + 10 * drift, 12, rows).round(),
+        "income": rng.lognormal(10.5 + 0.4 * drift, 0.5, rows),
+        "tenure_months": rng.exponential(24, rows),
+        "plan": rng.choice(PLANS, rows, p=plan_p / plan_p.sum()),
+        "region": rng.choice(REGIONS, rows),
+    })
+
+
+def drift_at(elapsed: float, drift_after: float) -> float:
+    """The stream's drift `elapsed` seconds after the start: 0 until `drift_after`, then +1 per minute."""
+    return float(np.clip((elapsed - drift_after) / 60.0, 0.0, 1.5))
+
+
+def write_batch(folder: Path, rng: np.random.Generator, end: datetime, seconds: float, drift: float) -> None:
+    """One parquet file of the rows that arrived in the `seconds` before `end`."""
+    rows = int(ROWS_PER_SECOND * seconds)
+    frame = features(rng, rows, drift)
+    offsets = np.sort(rng.uniform(0, seconds, rows))
+    frame.insert(0, "event_time", pd.to_datetime(end, utc=True) - pd.to_timedelta(seconds - offsets, unit="s"))
+    tmp = folder / f".batch-{end:%Y%m%dT%H%M%S%f}.tmp"
+    frame.to_parquet(tmp, index=False)
+    tmp.rename(folder / f"batch-{end:%Y%m%dT%H%M%S%f}.parquet")
+
+
+def prepare(workdir: Path, port: int) -> Path:
+    """Write the reference, an empty production folder and the config; return the config path."""
+    (workdir / "reference").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(workdir / "prod", ignore_errors=True)
+    (workdir / "prod").mkdir()
+    features(np.random.default_rng(7), 20_000, 0.0).to_parquet(workdir / "reference" / "train.parquet", index=False)
+    config = workdir / "driftwatch.yaml"
+    config.write_text(CONFIG.format(port=port))
+    return config
+
+
+def stream(folder: Path, drift_after: float, stop: threading.Event, seed: int = 11) -> None:
+    """Write production batches until `stop` is set; backfills the first 30 seconds."""
+    rng = np.random.default_rng(seed)
+    started = time.monotonic()
+    write_batch(folder, rng, datetime.now(UTC), 30.0, 0.0)
+    reported = -1.0
+    while not stop.wait(FILE_EVERY_SECONDS):
+        drift = drift_at(time.monotonic() - started, drift_after)
+        write_batch(folder, rng, datetime.now(UTC), FILE_EVERY_SECONDS, drift)
+        if drift > 0 and drift - reported >= 0.25:
+            log.info("demo stream: drift level %.2f (age +%.0f years, income x%.2f, more premium plans)",
+                     drift, 10 * drift, np.exp(0.4 * drift))
+            reported = drift
+        for old in folder.glob("batch-*.parquet"):
+            if old.stat().st_mtime < time.time() - 300:
+                old.unlink(missing_ok=True)
+
+
+def run_demo(workdir: Path, *, port: int, drift_after: timedelta) -> None:
+    """Prepare the demo folder, start the stream, and run the daemon in the foreground."""
+    from driftwatch.runtime.daemon import Daemon, serve
+
+    config = prepare(workdir, port)
+    stop = threading.Event()
+    writer = threading.Thread(target=stream, args=(workdir / "prod", drift_after.total_seconds(), stop),
+                              name="demo-stream", daemon=True)
+    writer.start()
+    log.info("demo: data and config in %s/; metrics at http://127.0.0.1:%d/metrics; the stream starts "
+             "drifting in %ds; Ctrl-C stops", workdir, port, drift_after.total_seconds())
+    try:
+        serve(Daemon(config))
+    finally:
+        stop.set()

@@ -1,0 +1,152 @@
+"""A prepared monitor (source, reference profile, policy) and one run of it: read -> compare -> outcome."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftwatch.config import Config, MonitorConfig
+from driftwatch.core.compare import compare
+from driftwatch.core.policy import Policy
+from driftwatch.core.profile import Profile
+from driftwatch.core.report import Report
+from driftwatch.errors import SchemaMismatch, SourceError
+from driftwatch.runtime.profiles import cached_profile
+from driftwatch.runtime.status import Outcome
+from driftwatch.sources import DataSource, open_source, reference_columns
+
+log = logging.getLogger("driftwatch.monitor")
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """Everything one monitor needs at run time; built once per config load."""
+
+    name: str
+    config: MonitorConfig
+    source: DataSource
+    profile: Profile
+    policy: Policy
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one run: a report when the batch was judged, else why not."""
+
+    outcome: Outcome
+    start: datetime
+    end: datetime
+    rows: int = 0
+    report: Report | None = None
+    error: str | None = None
+
+
+def resolve_features(config: MonitorConfig, timestamp_column: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Numeric and categorical feature names: as configured, or `auto` from the reference file's schema."""
+    path = Path(config.reference.path)
+    kinds = reference_columns(path)
+    skip = {timestamp_column}
+
+    def pick(wanted: list[str] | str, kind: str) -> tuple[str, ...]:
+        if wanted == "auto":
+            return tuple(c for c, k in kinds.items() if k == kind and c not in skip)
+        for column in wanted:
+            if column not in kinds:
+                raise SchemaMismatch(f"reference {path}: column {column!r} not found "
+                                     f"(available: {', '.join(kinds)})")
+            if kind == "numeric" and kinds[column] != "numeric":
+                raise SchemaMismatch(f"reference {path}: column {column!r} is {kinds[column]}, not numeric")
+        return tuple(wanted)
+
+    numeric = pick(config.features.numeric, "numeric")
+    categorical = tuple(c for c in pick(config.features.categorical, "categorical") if c not in numeric)
+    if not numeric and not categorical:
+        raise SchemaMismatch(f"reference {path}: no features to monitor")
+    return numeric, categorical
+
+
+def prepare_monitor(name: str, config: Config, profile_dir: Path, sources: Mapping[str, DataSource]) -> Monitor:
+    """Resolve features, load or build the reference profile, and bind the monitor's source."""
+    monitor = config.monitors[name]
+    source_config = config.sources[monitor.source]
+    numeric, categorical = resolve_features(monitor, source_config.timestamp_column)
+    profile = cached_profile(Path(monitor.reference.path), profile_dir / f"{name}.npz", numeric=numeric,
+                             categorical=categorical, settings=monitor.profile_settings())
+    return Monitor(name, monitor, sources[monitor.source], profile, monitor.policy(), numeric, categorical)
+
+
+def open_sources(config: Config) -> dict[str, DataSource]:
+    """One DataSource per configured source."""
+    return {
+        name: open_source(name, s.kind, timestamp_column=s.timestamp_column, path=getattr(s, "path", None),
+                          url=getattr(s, "url", None), table=getattr(s, "table", None),
+                          query=getattr(s, "query", None))
+        for name, s in config.sources.items()
+    }
+
+
+def run_monitor(monitor: Monitor, now: datetime) -> RunResult:
+    """Read the window ending at `now` and compare it with the reference; source errors become outcome error."""
+    end = now
+    start = now - monitor.config.window
+    try:
+        frame = monitor.source.read(start, end, monitor.columns)
+        batch = batch_arrays(frame, monitor.numeric, monitor.categorical, monitor.source.name)
+    except SourceError as err:
+        return RunResult("error", start, end, error=str(err))
+    rows = len(frame)
+    if rows < monitor.config.min_rows:
+        reason = f"{rows} rows in the window, fewer than min_rows {monitor.config.min_rows}"
+        return RunResult("insufficient_data", start, end, rows, error=reason)
+    report = compare(monitor.profile, batch, monitor.policy, monitor=monitor.name, window=(start, end))
+    if report.status != "ok":
+        return RunResult("insufficient_data", start, end, rows, report=None, error=report.reason)
+    return RunResult("ok", start, end, rows, report=report)
+
+
+def batch_arrays(frame: pd.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...],
+                 source: str) -> dict[str, Any]:
+    """Column arrays for the core; a numeric column holding text is a SchemaMismatch."""
+    batch: dict[str, Any] = {}
+    for column in numeric:
+        values = frame[column]
+        if not (pd.api.types.is_numeric_dtype(values) or values.isna().all()):
+            sample = values.dropna().iloc[0] if values.notna().any() else None
+            try:
+                values = pd.to_numeric(values, errors="raise")
+            except (ValueError, TypeError) as err:
+                raise SchemaMismatch(f"column {column!r} is not numeric (dtype {frame[column].dtype}, "
+                                     f"e.g. {sample!r})", source=source) from err
+        batch[column] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    for column in categorical:
+        batch[column] = frame[column]
+    return batch
+
+
+def result_dict(name: str, result: RunResult, reference_rows: int) -> dict[str, Any]:
+    """The JSON of one run (`check --format json`, the report API): the report, or why there is none."""
+    if result.report is not None:
+        return result.report.to_dict()
+    return {
+        "monitor": name,
+        "window": {"start": result.start.isoformat(), "end": result.end.isoformat()},
+        "rows": {"reference": reference_rows, "current": result.rows},
+        "status": result.outcome,
+        "reason": result.error,
+        "severity": None,
+        "drift_share": None,
+        "features": {},
+    }

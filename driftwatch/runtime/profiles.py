@@ -1,0 +1,89 @@
+"""Reference profiles on disk: build once, save as `.npz`, reuse after a restart while the inputs match."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from driftwatch.core.profile import (
+    PROFILE_VERSION,
+    Profile,
+    ProfileSettings,
+    build_profile,
+    profile_arrays,
+    profile_from_arrays,
+    profile_header,
+)
+from driftwatch.errors import ProfileError, SchemaMismatch
+from driftwatch.sources import read_reference
+
+log = logging.getLogger("driftwatch.profiles")
+
+
+def reference_key(path: Path, numeric: Sequence[str], categorical: Sequence[str], settings: ProfileSettings) -> str:
+    """What a saved profile must have been built from: the file (path, size, mtime), features, settings."""
+    stat = path.stat()
+    inputs = {
+        "path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+        "numeric": list(numeric), "categorical": list(categorical), "settings": asdict(settings),
+        "version": PROFILE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def save_profile(profile: Profile, path: Path, *, key: str = "") -> None:
+    """Write `profile` to `path` atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as tmp:
+        np.savez(tmp, **profile_arrays(profile, {"key": key}))
+    os.replace(tmp.name, path)
+
+
+def load_profile(path: Path, *, key: str | None = None) -> Profile:
+    """The profile saved at `path`; ProfileError if unreadable, of another version, or built from other inputs."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            header = profile_header(arrays)
+            if key is not None and header.get("meta", {}).get("key") != key:
+                raise ProfileError(f"profile {path} was built from another reference or settings")
+            return profile_from_arrays(arrays)
+    except ProfileError:
+        raise
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise ProfileError(f"profile {path} is unusable: {err}") from err
+
+
+def cached_profile(
+    reference: Path, cache: Path, *, numeric: Sequence[str], categorical: Sequence[str], settings: ProfileSettings
+) -> Profile:
+    """The profile of `reference`, loaded from `cache` when it matches, else built and saved there."""
+    key = reference_key(reference, numeric, categorical, settings)
+    if cache.exists():
+        try:
+            profile = load_profile(cache, key=key)
+            log.info("loaded reference profile %s (%d rows)", cache, profile.rows)
+            return profile
+        except ProfileError as err:
+            log.info("rebuilding reference profile: %s", err)
+    started = time.perf_counter()
+    frame = read_reference(reference, [*numeric, *categorical])
+    log.info("building reference profile of %s: %d rows, %d features", reference, len(frame),
+             len(numeric) + len(categorical))
+    try:
+        profile = build_profile({c: frame[c].to_numpy() for c in frame.columns}, numeric=numeric,
+                                categorical=categorical, settings=settings)
+    except ValueError as err:
+        raise SchemaMismatch(f"reference {reference}: {err}") from err
+    save_profile(profile, cache, key=key)
+    log.info("built reference profile in %.2fs, saved to %s", time.perf_counter() - started, cache)
+    return profile
