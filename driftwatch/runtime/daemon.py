@@ -88,14 +88,14 @@ class Daemon:
                 job.remove()
         self._schedule_all()
         self.reload_ok = True
-        log.info("config reloaded: %d monitors", len(monitors))
+        log.info("config reloaded: %d monitor(s)", len(monitors))
 
     # -- running ------------------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the scheduler with one job per monitor."""
         self.scheduler.start()
         self._schedule_all()
-        log.info("driftwatch %s started: %d monitors", __version__, len(self.monitors))
+        log.info("driftwatch %s started: %d monitor(s)", __version__, len(self.monitors))
 
     def stop(self) -> None:
         """Stop taking new runs and wait (bounded) for running ones."""
