@@ -30,6 +30,7 @@ from pydantic import (
     FiniteFloat,
     PlainSerializer,
     PrivateAttr,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -38,21 +39,27 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from driftwatch.core.alerting import AlertRules
 from driftwatch.core.policy import DEFAULT_THRESHOLDS, LOWER_IS_WORSE, Level, Policy, Significance, check_level
 from driftwatch.core.profile import ProfileSettings
+from driftwatch.core.report import Severity
 from driftwatch.errors import ConfigError
 
 __all__ = [
+    "AlertDefaults",
+    "AlertingConfig",
     "Config",
     "FeaturesConfig",
     "FileSourceConfig",
     "LevelConfig",
+    "MonitorAlerts",
     "MonitorConfig",
     "PsiConfig",
     "ReferenceConfig",
     "ScheduleConfig",
     "ServerConfig",
     "SignificanceConfig",
+    "SinkConfig",
     "SqlSourceConfig",
     "StateConfig",
     "format_duration",
@@ -151,10 +158,18 @@ class _Model(BaseModel):
 
 
 class ServerConfig(_Model):
-    """Where the HTTP API and /metrics listen; port 0 picks a free port."""
+    """Where the HTTP API and /metrics listen (port 0 picks a free port), and the API's bearer tokens."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
+    external_url: str | None = None  # how others reach the daemon, for links in notifications
+    api_token: SecretStr | None = None  # required by mutating API endpoints
+    read_token: SecretStr | None = None  # when set, required by read endpoints too (not /metrics, /healthz)
+
+    @property
+    def base_url(self) -> str:
+        """`external_url`, or http://host:port."""
+        return (self.external_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 class StateConfig(_Model):
@@ -334,6 +349,91 @@ class SignificanceConfig(_Model):
     correction: Literal["bh", "bonferroni", "none"] = "bh"
 
 
+# --- alerting ---------------------------------------------------------------------------------------
+
+
+class RetryConfig(_Model):
+    """Delivery retries: exponential backoff from `initial` up to `max_interval`, dead letter after `max_age`."""
+
+    initial: Duration = timedelta(seconds=2)
+    max_interval: Duration = timedelta(minutes=10)
+    max_age: Duration = timedelta(hours=24)
+
+
+class _SinkConfig(_Model):
+    timeout: Duration = timedelta(seconds=10)
+    retry: RetryConfig = RetryConfig()
+
+
+class WebhookSinkConfig(_SinkConfig):
+    """A JSON webhook signed per Standard Webhooks when `secret` is set."""
+
+    kind: Literal["webhook"]
+    url: str
+    secret: SecretStr | None = None
+
+
+class SlackSinkConfig(_SinkConfig):
+    """A Slack incoming webhook (its URL is a secret)."""
+
+    kind: Literal["slack"]
+    url: SecretStr
+
+
+class PagerDutySinkConfig(_SinkConfig):
+    """PagerDuty Events API v2."""
+
+    kind: Literal["pagerduty"]
+    routing_key: SecretStr
+    url: str = "https://events.pagerduty.com/v2/enqueue"
+
+
+class AlertmanagerSinkConfig(_SinkConfig):
+    """Prometheus Alertmanager's API v2 (base URL, e.g. http://127.0.0.1:9093)."""
+
+    kind: Literal["alertmanager"]
+    url: str
+
+
+class LogSinkConfig(_SinkConfig):
+    """Write notifications to the daemon's log."""
+
+    kind: Literal["log"]
+
+
+SinkConfig = Annotated[
+    WebhookSinkConfig | SlackSinkConfig | PagerDutySinkConfig | AlertmanagerSinkConfig | LogSinkConfig,
+    Field(discriminator="kind"),
+]
+
+
+class AlertDefaults(_Model):
+    """The alert lifecycle: fire after `for_runs` breaching runs, resolve after `resolve_after_runs` clean ones."""
+
+    for_runs: int = Field(default=2, ge=1)
+    resolve_after_runs: int = Field(default=2, ge=1)
+    repeat_interval: Duration = timedelta(hours=4)
+    min_severity: Literal["warning", "critical"] = "warning"
+
+
+class MonitorAlerts(_Model):
+    """Per-monitor alerting overrides; `sinks` defaults to every configured sink."""
+
+    sinks: tuple[str, ...] | None = None
+    for_runs: int | None = Field(default=None, ge=1)
+    resolve_after_runs: int | None = Field(default=None, ge=1)
+    repeat_interval: Duration | None = None
+    min_severity: Literal["warning", "critical"] | None = None
+
+
+class AlertingConfig(_Model):
+    """Where alerts go, and the lifecycle defaults."""
+
+    sinks: dict[str, SinkConfig] = {}
+    defaults: AlertDefaults = AlertDefaults()
+
+
+
 class MonitorConfig(_Model):
     """One monitor: compare `source` over the last `window` with `reference` on `schedule`."""
 
@@ -349,6 +449,7 @@ class MonitorConfig(_Model):
     drift_share: LevelConfig = LevelConfig(warning=0.3, critical=0.5)
     significance: SignificanceConfig | None = SignificanceConfig()
     timeout: Duration = timedelta(minutes=10)
+    alerts: MonitorAlerts = MonitorAlerts()
 
     @field_validator("thresholds")
     @classmethod
@@ -391,6 +492,7 @@ class Config(_Model):
     state: StateConfig = Field(default_factory=dict, validate_default=True)
     sources: dict[str, SourceConfig] = {}
     monitors: dict[str, MonitorConfig] = {}
+    alerting: AlertingConfig = AlertingConfig()
     _file: Path | None = PrivateAttr(default=None)
 
     @field_validator("sources", "monitors", mode="before")
@@ -408,6 +510,30 @@ class Config(_Model):
                 defined = ", ".join(self.sources) or "none"
                 raise _Problem(f"unknown source {monitor.source!r} (defined: {defined})", "monitors", name, "source")
         return self
+
+    @model_validator(mode="after")
+    def _sinks_defined(self) -> Config:
+        for name, monitor in self.monitors.items():
+            for sink in monitor.alerts.sinks or ():
+                if sink not in self.alerting.sinks:
+                    defined = ", ".join(self.alerting.sinks) or "none"
+                    raise _Problem(f"unknown sink {sink!r} (defined: {defined})", "monitors", name, "alerts", "sinks")
+        return self
+
+    def alert_rules(self, monitor: str) -> AlertRules:
+        """The alert lifecycle rules of `monitor`: its overrides over `alerting.defaults`."""
+        defaults, own = self.alerting.defaults, self.monitors[monitor].alerts
+        return AlertRules(
+            for_runs=own.for_runs or defaults.for_runs,
+            resolve_after_runs=own.resolve_after_runs or defaults.resolve_after_runs,
+            repeat_interval=own.repeat_interval or defaults.repeat_interval,
+            min_severity=Severity.parse(own.min_severity or defaults.min_severity),
+        )
+
+    def alert_sinks(self, monitor: str) -> tuple[str, ...]:
+        """The sinks `monitor` notifies: its own list, or every configured sink."""
+        own = self.monitors[monitor].alerts.sinks
+        return tuple(self.alerting.sinks) if own is None else own
 
     @model_validator(mode="after")
     def _remember_file(self, info: ValidationInfo) -> Config:
