@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_validate)
 
     demo = commands.add_parser("demo", help="run the daemon on synthetic data that starts drifting")
+    demo.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 in a container)")
     demo.add_argument("--port", type=int, default=9108)
     demo.add_argument("--dir", type=Path, default=Path("demo-work"), help="work folder (default: demo-work)")
     demo.add_argument("--drift-after", type=parse_duration, default=parse_duration("60s"),
@@ -161,5 +162,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """`driftwatch demo`: synthetic reference and drifting stream, then the daemon on them."""
     from driftwatch.runtime.demo import run_demo
 
-    run_demo(args.dir, port=args.port, drift_after=args.drift_after)
+    run_demo(args.dir, host=args.host, port=args.port, drift_after=args.drift_after)
     return EXIT_OK

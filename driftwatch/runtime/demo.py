@@ -26,7 +26,7 @@ REGIONS = ["north", "south", "east", "west"]
 
 CONFIG = """\
 # Written by `driftwatch demo`: one monitor on a local parquet stream, checked every 10 seconds.
-server: {{host: 127.0.0.1, port: {port}}}
+server: {{host: {host}, port: {port}}}
 state: {{path: state/driftwatch.db}}
 sources:
   demo_stream: {{kind: parquet, path: "prod/*.parquet", timestamp_column: event_time}}
@@ -74,14 +74,14 @@ def write_batch(folder: Path, rng: np.random.Generator, end: datetime, seconds: 
     tmp.rename(folder / f"batch-{end:%Y%m%dT%H%M%S%f}.parquet")
 
 
-def prepare(workdir: Path, port: int) -> Path:
+def prepare(workdir: Path, host: str, port: int) -> Path:
     """Write the reference, an empty production folder and the config; return the config path."""
     (workdir / "reference").mkdir(parents=True, exist_ok=True)
     shutil.rmtree(workdir / "prod", ignore_errors=True)
     (workdir / "prod").mkdir()
     features(np.random.default_rng(7), 20_000, 0.0).to_parquet(workdir / "reference" / "train.parquet", index=False)
     config = workdir / "driftwatch.yaml"
-    config.write_text(CONFIG.format(port=port))
+    config.write_text(CONFIG.format(host=host, port=port))
     return config
 
 
@@ -103,17 +103,17 @@ def stream(folder: Path, drift_after: float, stop: threading.Event, seed: int = 
                 old.unlink(missing_ok=True)
 
 
-def run_demo(workdir: Path, *, port: int, drift_after: timedelta) -> None:
+def run_demo(workdir: Path, *, host: str = "127.0.0.1", port: int, drift_after: timedelta) -> None:
     """Prepare the demo folder, start the stream, and run the daemon in the foreground."""
     from driftwatch.runtime.daemon import Daemon, serve
 
-    config = prepare(workdir, port)
+    config = prepare(workdir, host, port)
     stop = threading.Event()
     writer = threading.Thread(target=stream, args=(workdir / "prod", drift_after.total_seconds(), stop),
                               name="demo-stream", daemon=True)
     writer.start()
-    log.info("demo: data and config in %s/; metrics at http://127.0.0.1:%d/metrics; the stream starts "
-             "drifting in %ds; Ctrl-C stops", workdir, port, drift_after.total_seconds())
+    log.info("demo: data and config in %s/; metrics at http://%s:%d/metrics; the stream starts "
+             "drifting in %ds; Ctrl-C stops", workdir, host, port, drift_after.total_seconds())
     try:
         serve(Daemon(config))
     finally:

@@ -1,10 +1,16 @@
-"""The daemon's state in SQLite: one row per monitor run (standard library sqlite3, WAL, `user_version` schema)."""
+"""The daemon's state in SQLite (standard library sqlite3, WAL, `user_version` schema).
+
+Tables: `runs` (one row per monitor run), `alert_states` (the alert lifecycle, keyed by alert identity),
+`outbox` (notifications to deliver: pending -> delivered | dead, written in the same transaction as the state
+change that decided them) and `silences`. Times are fixed-width UTC ISO text, so text order is time order.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,9 +18,9 @@ from typing import Any
 
 from driftwatch.errors import DriftwatchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     monitor TEXT NOT NULL,
@@ -27,7 +33,42 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_monitor ON runs (monitor, started_at);
 """
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS alert_states (
+    key TEXT PRIMARY KEY,
+    monitor TEXT NOT NULL,
+    state_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    delivery_id TEXT NOT NULL UNIQUE,
+    sink TEXT NOT NULL,
+    event_json TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    next_attempt_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+    delivered_at TEXT NULL,
+    replayed_at TEXT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS silences (
+    id INTEGER PRIMARY KEY,
+    monitor TEXT NULL,
+    feature TEXT NULL,
+    alertname TEXT NULL,
+    until TEXT NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
+"""
+#: Scripts that bring a database from version i to version i + 1.
+_MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2)
 _COLUMNS = "id, monitor, started_at, finished_at, outcome, severity, error, report_json"
+_OUTBOX_COLUMNS = ("id, delivery_id, sink, event_json, created_at, next_attempt_at, attempts, last_error, status,"
+                   " delivered_at, replayed_at")
+_SILENCE_COLUMNS = "id, monitor, feature, alertname, until, comment, created_at"
 
 
 class StoreError(DriftwatchError):
@@ -48,6 +89,47 @@ class RunRecord:
     report: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One outbox row: a notification for one sink; `attempts` counts the attempts made so far."""
+
+    id: int
+    delivery_id: str
+    sink: str
+    event: dict[str, Any]
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int
+    last_error: str | None
+    status: str
+    delivered_at: datetime | None
+    replayed_at: datetime | None = None
+
+    @property
+    def age_from(self) -> datetime:
+        """Where the outbox's max age counts from: the replay by `retry_dead`, else the creation."""
+        return self.replayed_at or self.created_at
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Mute matching alerts until `until`; a None matcher matches anything."""
+
+    id: int
+    monitor: str | None
+    feature: str | None
+    alertname: str | None
+    until: datetime
+    comment: str
+    created_at: datetime
+
+    def matches(self, monitor: str, feature: str | None, alertname: str) -> bool:
+        """True if this silence covers the alert `(monitor, feature or subject, alertname)`."""
+        return ((self.monitor is None or self.monitor == monitor)
+                and (self.feature is None or self.feature == feature)
+                and (self.alertname is None or self.alertname == alertname))
+
+
 def _text(moment: datetime) -> str:
     """Fixed-width UTC text, so text order is time order."""
     aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -61,6 +143,25 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
         finished_at=datetime.fromisoformat(finished), outcome=outcome, severity=severity, error=error,
         report=json.loads(report) if report is not None else None,
     )
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text is not None else None
+
+
+def _delivery(row: tuple[Any, ...]) -> Delivery:
+    ident, delivery_id, sink, event, created, next_attempt, attempts, error, status, delivered, replayed = row
+    return Delivery(
+        id=ident, delivery_id=delivery_id, sink=sink, event=json.loads(event),
+        created_at=datetime.fromisoformat(created), next_attempt_at=datetime.fromisoformat(next_attempt),
+        attempts=attempts, last_error=error, status=status, delivered_at=_time(delivered), replayed_at=_time(replayed),
+    )
+
+
+def _silence(row: tuple[Any, ...]) -> Silence:
+    ident, monitor, feature, alertname, until, comment, created = row
+    return Silence(id=ident, monitor=monitor, feature=feature, alertname=alertname,
+                   until=datetime.fromisoformat(until), comment=comment, created_at=datetime.fromisoformat(created))
 
 
 class Store:
@@ -85,8 +186,8 @@ class Store:
         (version,) = self._conn.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
             raise StoreError(f"state store {self.path}: schema version {version} is newer than {SCHEMA_VERSION}")
-        if version < SCHEMA_VERSION:
-            self._conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        for step in range(version, SCHEMA_VERSION):
+            self._conn.executescript(f"BEGIN IMMEDIATE; {_MIGRATIONS[step]} PRAGMA user_version = {step + 1}; COMMIT;")
 
     def record_run(
         self, monitor: str, *, started: datetime, finished: datetime, outcome: str, severity: str | None,
@@ -133,6 +234,153 @@ class Store:
                     self._conn.execute("RELEASE check_writable")
             except (sqlite3.Error, OSError) as err:
                 raise StoreError(f"state store {self.path}: not writable ({err})") from err
+
+    # --- alert lifecycle state and the outbox ----------------------------------------------------------------
+
+    def alert_states(self, monitor: str | None = None) -> dict[str, dict[str, Any]]:
+        """Every stored alert state (of one monitor, if given), by key."""
+        with self._lock:
+            if monitor is None:
+                rows = self._conn.execute("SELECT key, state_json FROM alert_states ORDER BY key").fetchall()
+            else:
+                rows = self._conn.execute(
+                    "SELECT key, state_json FROM alert_states WHERE monitor = ? ORDER BY key", (monitor,)
+                ).fetchall()
+        return {key: json.loads(state) for key, state in rows}
+
+    def apply_alert_changes(
+        self, states: Mapping[str, dict[str, Any] | None], deliveries: Sequence[tuple[str, str, dict[str, Any]]],
+        now: datetime,
+    ) -> None:
+        """In ONE transaction: upsert (or, for None, delete) alert states and enqueue `(delivery_id, sink, event)`.
+
+        A delivery id already in the outbox is ignored, so re-applying the same decision enqueues nothing twice.
+        Any failure (including an event that is not JSON-serialisable) rolls everything back and raises StoreError.
+        """
+        stamp = _text(now)
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for key, state in states.items():
+                        if state is None:
+                            self._conn.execute("DELETE FROM alert_states WHERE key = ?", (key,))
+                        else:
+                            self._conn.execute(
+                                "INSERT INTO alert_states (key, monitor, state_json) VALUES (?, ?, ?)"
+                                " ON CONFLICT (key) DO UPDATE SET monitor = excluded.monitor,"
+                                " state_json = excluded.state_json",
+                                (key, str(state.get("monitor", "")), json.dumps(state)),
+                            )
+                    for delivery_id, sink, event in deliveries:
+                        self._conn.execute(
+                            "INSERT INTO outbox (delivery_id, sink, event_json, created_at, next_attempt_at, attempts,"
+                            " status) VALUES (?, ?, ?, ?, ?, 0, 'pending') ON CONFLICT (delivery_id) DO NOTHING",
+                            (delivery_id, sink, json.dumps(event), stamp, stamp),
+                        )
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except (sqlite3.Error, TypeError, ValueError) as err:
+                raise StoreError(f"state store {self.path}: cannot apply alert changes ({err})") from err
+
+    def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries whose next attempt is due, oldest due first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+                " ORDER BY next_attempt_at, id LIMIT ?", (_text(now), limit),
+            ).fetchall()
+        return [_delivery(row) for row in rows]
+
+    def deliveries(self, status: str | None = None, sink: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Outbox rows (optionally of one status and/or sink), newest first: for the API, CLI and tests."""
+        clauses, params = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        if sink is not None:
+            clauses.append("sink = ?")
+            params.append(sink)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox{where} ORDER BY id DESC LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [_delivery(row) for row in rows]
+
+    def mark_delivered(self, id: int, now: datetime) -> None:
+        """The sink accepted the delivery (2xx)."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ? WHERE id = ?",
+                (_text(now), id),
+            )
+
+    def mark_retry(self, id: int, next_attempt_at: datetime, error: str) -> None:
+        """An attempt failed and may succeed later: try again at `next_attempt_at`."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+                " WHERE id = ? AND status = 'pending'", (_text(next_attempt_at), error, id),
+            )
+
+    def mark_dead(self, id: int, error: str) -> None:
+        """Give up: move the delivery to the dead letters (replayable with `retry_dead`)."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?"
+                " WHERE id = ? AND status = 'pending'", (error, id),
+            )
+
+    def retry_dead(self, sink: str | None = None, now: datetime | None = None) -> int:
+        """Move dead letters (of one sink, if given) back to pending, due now with fresh attempts; return how many."""
+        stamp = _text(now or datetime.now(UTC))
+        query = ("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, replayed_at = ?"
+                 " WHERE status = 'dead'")
+        params: tuple[Any, ...] = (stamp, stamp)
+        if sink is not None:
+            query += " AND sink = ?"
+            params += (sink,)
+        with self._lock:
+            return self._conn.execute(query, params).rowcount
+
+    def outbox_counts(self) -> dict[str, int]:
+        """How many deliveries are `pending` and `dead` (both keys always present)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT status, COUNT(*) FROM outbox WHERE status IN ('pending', 'dead') GROUP BY status"
+            ).fetchall()
+        return {"pending": 0, "dead": 0, **dict(rows)}
+
+    # --- silences --------------------------------------------------------------------------------------------
+
+    def add_silence(
+        self, *, until: datetime, monitor: str | None = None, feature: str | None = None,
+        alertname: str | None = None, comment: str = "", now: datetime | None = None,
+    ) -> int:
+        """Store a silence and return its id."""
+        created = _text(now or datetime.now(UTC))
+        with self._lock:
+            cursor = self._conn.execute(
+                "INSERT INTO silences (monitor, feature, alertname, until, comment, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)", (monitor, feature, alertname, _text(until), comment, created),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def active_silences(self, now: datetime) -> list[Silence]:
+        """Silences that have not ended at `now`, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_SILENCE_COLUMNS} FROM silences WHERE until > ? ORDER BY id", (_text(now),)
+            ).fetchall()
+        return [_silence(row) for row in rows]
+
+    def delete_silence(self, id: int) -> bool:
+        """Remove a silence; False if there was none with that id."""
+        with self._lock:
+            return self._conn.execute("DELETE FROM silences WHERE id = ?", (id,)).rowcount > 0
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
