@@ -1,9 +1,9 @@
 """The daemon's YAML configuration: pydantic v2 models, `${VAR}` expansion and one-line errors.
 
-Loading goes: read file -> `yaml.safe_load` -> expand `${VAR}` / `${VAR:-default}` / `$$` in string values
--> validate. Relative paths resolve against the config file's directory (like Prometheus) and are stored
-absolute; referenced files must exist at load time. Every failure is a `ConfigError` whose message is one
-line, `FILE: dotted.path: problem`.
+Loading goes: read file -> `yaml.safe_load` (with YAML 1.2 booleans) -> expand `${VAR}` / `${VAR:-default}`
+/ `$$` in string values -> validate. Relative paths resolve against the config file's directory (like
+Prometheus) and are stored absolute; referenced files must exist at load time. Every failure is a
+`ConfigError` whose message is one line, `FILE: dotted.path: problem`.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ __all__ = [
     "FeaturesConfig",
     "FileSourceConfig",
     "LevelConfig",
+    "ModelConfig",
     "MonitorAlerts",
     "MonitorConfig",
     "PsiConfig",
@@ -433,6 +434,74 @@ class AlertingConfig(_Model):
     defaults: AlertDefaults = AlertDefaults()
 
 
+# --- models (fallback switching) --------------------------------------------------------------------
+
+
+class SwitchConfig(_Model):
+    """When to switch to the next fallback: `after_runs` consecutive runs at `on`, at most once per `min_dwell`."""
+
+    on: Literal["warning", "critical"] = "critical"
+    after_runs: int = Field(default=2, ge=1)
+    min_dwell: Duration = timedelta(minutes=30)
+
+
+class RestoreConfig(_Model):
+    """When to switch back to the primary: after `after_runs` consecutive clean runs."""
+
+    after_runs: int = Field(default=6, ge=1)
+
+
+class FileActuatorConfig(_Model):
+    """Write the model's route as JSON to `path` (atomically: temporary file, then rename)."""
+
+    kind: Literal["file"]
+    path: Path
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info)
+
+
+class WebhookActuatorConfig(_Model):
+    """POST the model's route as JSON, signed per Standard Webhooks when `secret` is set."""
+
+    kind: Literal["webhook"]
+    url: str
+    secret: SecretStr | None = None
+    timeout: Duration = timedelta(seconds=10)
+    retry: RetryConfig = RetryConfig()
+
+
+ActuatorConfig = Annotated[FileActuatorConfig | WebhookActuatorConfig, Field(discriminator="kind")]
+
+
+def _restore(value: Any) -> Any:
+    return None if value == "manual" else value
+
+
+class ModelConfig(_Model):
+    """A model with a primary version, fallbacks in order, switching rules and actuators."""
+
+    primary: Annotated[str, Field(pattern=NAME.pattern)]
+    fallbacks: tuple[Annotated[str, Field(pattern=NAME.pattern)], ...] = Field(min_length=1)
+    switch: SwitchConfig = SwitchConfig()
+    restore: Annotated[RestoreConfig | None, BeforeValidator(_restore)] = RestoreConfig()
+    dry_run: bool = False
+    actuators: tuple[ActuatorConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _distinct_versions(self) -> ModelConfig:
+        versions = (self.primary, *self.fallbacks)
+        if len(set(versions)) < len(versions):
+            raise ValueError(f"primary and fallbacks must be distinct versions, got {', '.join(versions)}")
+        return self
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """The primary, then the fallbacks in order."""
+        return (self.primary, *self.fallbacks)
+
 
 class MonitorConfig(_Model):
     """One monitor: compare `source` over the last `window` with `reference` on `schedule`."""
@@ -493,9 +562,10 @@ class Config(_Model):
     sources: dict[str, SourceConfig] = {}
     monitors: dict[str, MonitorConfig] = {}
     alerting: AlertingConfig = AlertingConfig()
+    models: dict[str, ModelConfig] = {}
     _file: Path | None = PrivateAttr(default=None)
 
-    @field_validator("sources", "monitors", mode="before")
+    @field_validator("sources", "monitors", "models", mode="before")
     @classmethod
     def _valid_names(cls, value: Any) -> Any:
         for name in value if isinstance(value, dict) else ():
@@ -519,6 +589,18 @@ class Config(_Model):
                     defined = ", ".join(self.alerting.sinks) or "none"
                     raise _Problem(f"unknown sink {sink!r} (defined: {defined})", "monitors", name, "alerts", "sinks")
         return self
+
+    @model_validator(mode="after")
+    def _models_fed(self) -> Config:
+        fed = {monitor.model for monitor in self.monitors.values()}
+        for name in self.models:
+            if name not in fed:
+                raise _Problem(f"no monitor feeds model {name!r} (set monitors.NAME.model: {name})", "models", name)
+        return self
+
+    def model_monitors(self, model: str) -> tuple[str, ...]:
+        """The monitors that feed `model`."""
+        return tuple(name for name, monitor in self.monitors.items() if monitor.model == model)
 
     def alert_rules(self, monitor: str) -> AlertRules:
         """The alert lifecycle rules of `monitor`: its overrides over `alerting.defaults`."""
@@ -555,6 +637,19 @@ class Config(_Model):
 # --- loading ----------------------------------------------------------------------------------------
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` with YAML 1.2 booleans: only true/false, so `switch: {on: critical}` keeps its `on` key."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
     """Read, expand and validate the YAML file at `path` (`env` defaults to os.environ)."""
     path = Path(path)
@@ -573,7 +668,7 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
 def parse_config(text: str, *, file: str = "<string>", base_dir: Path, env: Mapping[str, str]) -> Config:
     """Validate YAML `text`; `file` names it in messages (and becomes `Config.file` unless `<...>`)."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
