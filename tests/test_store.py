@@ -186,3 +186,132 @@ def test_unusable_path_is_store_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(StoreError):
         Store(tmp_path / "file" / "driftwatch.db")
+
+
+# --- schema version 2: alert states, the outbox and silences ------------------------------------------------------
+
+EVENT = {"event": "alert.firing", "monitor": "churn", "subject": "age", "status": "firing"}
+
+
+def firing_state(since: str = "2024-05-01T12:00:00+00:00") -> dict[str, Any]:
+    """An alert state as the lifecycle would store it."""
+    return {"monitor": "churn", "status": "firing", "severity": "warning", "started_at": since}
+
+
+def test_migrates_a_version_1_database(tmp_path: Path) -> None:
+    """A version-1 file keeps its runs and gains the alert tables."""
+    path = tmp_path / "driftwatch.db"
+    raw = sqlite3.connect(path)
+    raw.executescript(
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY, monitor TEXT NOT NULL, started_at TEXT NOT NULL,"
+        " finished_at TEXT NOT NULL, outcome TEXT NOT NULL, severity TEXT NULL, error TEXT NULL,"
+        " report_json TEXT NULL);"
+        " INSERT INTO runs (monitor, started_at, finished_at, outcome)"
+        " VALUES ('churn', '2024-05-01T12:00:00.000000+00:00', '2024-05-01T12:00:02.000000+00:00', 'ok');"
+        " PRAGMA user_version = 1;"
+    )
+    raw.close()
+    with Store(path) as migrated:
+        assert list(migrated.last_runs()) == ["churn"]
+        migrated.apply_alert_changes({"k": firing_state()}, [("d1", "oncall", EVENT)], T0)
+        assert migrated.outbox_counts() == {"pending": 1, "dead": 0}
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (2,)
+        tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    raw.close()
+    assert {"runs", "alert_states", "outbox", "silences"} <= tables
+
+
+def test_alert_states_upsert_and_delete(store: Store) -> None:
+    """States are upserted by key, None deletes, and they can be listed per monitor."""
+    assert store.alert_states() == {}
+    other = {**firing_state(), "monitor": "fraud"}
+    store.apply_alert_changes({"churn/age/FeatureDrift": firing_state(), "fraud/dataset/DatasetDrift": other}, [], T0)
+    store.apply_alert_changes({"churn/age/FeatureDrift": {**firing_state(), "severity": "critical"}}, [], T0)
+    assert store.alert_states()["churn/age/FeatureDrift"]["severity"] == "critical"
+    assert list(store.alert_states(monitor="fraud")) == ["fraud/dataset/DatasetDrift"]
+    store.apply_alert_changes({"churn/age/FeatureDrift": None, "never-existed": None}, [], T0)
+    assert list(store.alert_states()) == ["fraud/dataset/DatasetDrift"]
+
+
+def test_duplicate_delivery_ids_are_ignored(store: Store) -> None:
+    """Re-applying a decision with the same delivery id enqueues nothing new."""
+    store.apply_alert_changes({}, [("d1", "oncall", EVENT), ("d1-slack", "slack", EVENT)], T0)
+    store.apply_alert_changes({}, [("d1", "oncall", {**EVENT, "status": "changed"})], T0 + timedelta(minutes=1))
+    rows = store.deliveries()
+    assert sorted(row.delivery_id for row in rows) == ["d1", "d1-slack"]
+    assert next(row for row in rows if row.delivery_id == "d1").event == EVENT
+
+
+@pytest.mark.parametrize(
+    "bad_event",
+    [
+        pytest.param({"at": datetime(2024, 1, 1)}, id="datetime-not-serialisable"),
+        pytest.param({"values": {1, 2}}, id="set-not-serialisable"),
+    ],
+)
+def test_apply_alert_changes_is_atomic(store: Store, bad_event: dict[str, Any]) -> None:
+    """A delivery that cannot be stored rolls back the state change and the other deliveries."""
+    store.apply_alert_changes({"k": firing_state()}, [], T0)
+    with pytest.raises(StoreError, match="cannot apply alert changes"):
+        store.apply_alert_changes(
+            {"k": None, "new": firing_state()}, [("d1", "oncall", EVENT), ("d2", "oncall", bad_event)], T0,
+        )
+    assert store.alert_states() == {"k": firing_state()}
+    assert store.deliveries() == []
+    store.apply_alert_changes({"k": None}, [("d1", "oncall", EVENT)], T0)  # the connection is usable afterwards
+    assert store.alert_states() == {} and len(store.deliveries()) == 1
+
+
+def test_due_deliveries_are_pending_due_and_ordered(store: Store) -> None:
+    """Only pending rows whose next attempt is due are returned, oldest due first, up to the limit."""
+    store.apply_alert_changes({}, [("a", "oncall", EVENT)], T0 + timedelta(seconds=2))
+    store.apply_alert_changes({}, [("b", "oncall", EVENT), ("c", "slack", EVENT)], T0)
+    b, c = sorted((row for row in store.deliveries() if row.delivery_id in "bc"), key=lambda row: row.delivery_id)
+    assert (b.status, b.attempts, b.created_at, b.next_attempt_at) == ("pending", 0, T0, T0)
+    store.mark_retry(c.id, T0 + timedelta(minutes=5), "HTTP 503")
+    assert [row.delivery_id for row in store.due_deliveries(T0)] == ["b"]
+    assert [row.delivery_id for row in store.due_deliveries(T0 + timedelta(seconds=2))] == ["b", "a"]
+    assert [row.delivery_id for row in store.due_deliveries(T0 + timedelta(hours=1), limit=2)] == ["b", "a"]
+    assert len(store.due_deliveries(T0 + timedelta(hours=1))) == 3
+    retried = next(row for row in store.deliveries() if row.delivery_id == "c")
+    assert (retried.attempts, retried.last_error) == (1, "HTTP 503")
+
+
+def test_delivered_dead_and_replay(store: Store) -> None:
+    """Delivered rows are done; dead rows are counted and replayed per sink with fresh attempts."""
+    store.apply_alert_changes({}, [("a", "oncall", EVENT), ("b", "oncall", EVENT), ("c", "slack", EVENT)], T0)
+    rows = {row.delivery_id: row for row in store.deliveries()}
+    store.mark_delivered(rows["a"].id, T0 + timedelta(seconds=1))
+    store.mark_dead(rows["b"].id, "HTTP 400")
+    store.mark_dead(rows["c"].id, "HTTP 404")
+    assert store.outbox_counts() == {"pending": 0, "dead": 2}
+    assert store.due_deliveries(T0 + timedelta(days=1)) == []
+    later = T0 + timedelta(hours=3)
+    assert store.retry_dead(sink="oncall", now=later) == 1
+    (replayed,) = store.due_deliveries(later)
+    assert (replayed.delivery_id, replayed.attempts, replayed.replayed_at, replayed.age_from) == ("b", 0, later, later)
+    assert replayed.last_error == "HTTP 400"
+    assert store.retry_dead(now=later) == 1
+    assert store.outbox_counts() == {"pending": 2, "dead": 0}
+    delivered = next(row for row in store.deliveries(status="delivered"))
+    assert (delivered.delivery_id, delivered.attempts, delivered.delivered_at) == ("a", 1, T0 + timedelta(seconds=1))
+
+
+def test_silences(store: Store) -> None:
+    """Silences are active until `until`, match on their non-empty matchers, and can be deleted."""
+    everything_churn = store.add_silence(monitor="churn", until=T0 + timedelta(hours=1), comment="deploy", now=T0)
+    one_feature = store.add_silence(monitor="churn", feature="age", alertname="FeatureDrift",
+                                    until=T0 + timedelta(hours=3), now=T0)
+    store.add_silence(until=T0 - timedelta(minutes=1), now=T0 - timedelta(hours=1))  # already over
+    active = store.active_silences(T0)
+    assert [silence.id for silence in active] == [everything_churn, one_feature]
+    assert active[0].comment == "deploy" and active[0].created_at == T0
+    assert active[0].matches("churn", "dataset", "DatasetDrift")
+    assert not active[0].matches("fraud", "age", "FeatureDrift")
+    assert active[1].matches("churn", "age", "FeatureDrift")
+    assert not active[1].matches("churn", "income", "FeatureDrift")
+    assert [silence.id for silence in store.active_silences(T0 + timedelta(hours=2))] == [one_feature]
+    assert store.delete_silence(one_feature) is True
+    assert store.delete_silence(one_feature) is False
+    assert [silence.id for silence in store.active_silences(T0)] == [everything_churn]

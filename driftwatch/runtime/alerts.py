@@ -1,0 +1,150 @@
+"""The alerting shell: after each run, step the pure lifecycle, persist it, and enqueue notifications.
+
+State change and outbox rows are written in one SQLite transaction; the outbox `Dispatcher` delivers them.
+Silenced alerts keep their lifecycle but enqueue nothing; `refresh` notifications go only to sinks that want
+them (Alertmanager, which forgets an alert unless it is re-posted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from driftwatch.config import Config
+from driftwatch.core.alerting import AlertKey, AlertState, Notify, observe_report, step
+from driftwatch.core.policy import Policy
+from driftwatch.outputs.notifiers import (
+    AlertmanagerNotifier,
+    LogNotifier,
+    Notifier,
+    PagerDutyNotifier,
+    SlackNotifier,
+    WebhookNotifier,
+)
+from driftwatch.outputs.outbox import RetryPolicy
+from driftwatch.runtime.monitor import RunResult
+from driftwatch.runtime.store import Store
+
+log = logging.getLogger("driftwatch.alerts")
+
+
+def build_notifiers(config: Config) -> dict[str, Notifier]:
+    """One notifier per configured sink."""
+    notifiers: dict[str, Notifier] = {}
+    for name, sink in config.alerting.sinks.items():
+        timeout = sink.timeout.total_seconds()
+        if sink.kind == "webhook":
+            secret = sink.secret.get_secret_value() if sink.secret else None
+            notifiers[name] = WebhookNotifier(name, sink.url, secret, timeout)
+        elif sink.kind == "slack":
+            notifiers[name] = SlackNotifier(name, sink.url.get_secret_value(), timeout)
+        elif sink.kind == "pagerduty":
+            notifiers[name] = PagerDutyNotifier(name, sink.routing_key.get_secret_value(), sink.url, timeout)
+        elif sink.kind == "alertmanager":
+            notifiers[name] = AlertmanagerNotifier(name, sink.url, timeout)
+        else:
+            notifiers[name] = LogNotifier(name)
+    return notifiers
+
+
+def retry_policies(config: Config) -> dict[str, RetryPolicy]:
+    """The retry policy of each sink."""
+    return {
+        name: RetryPolicy(sink.retry.initial, sink.retry.max_interval, sink.retry.max_age)
+        for name, sink in config.alerting.sinks.items()
+    }
+
+
+def delivery_id(notification_id: str, sink: str) -> str:
+    """The Standard Webhooks message id of one notification to one sink: the same on every retry."""
+    return "msg_" + hashlib.sha256(f"{notification_id}:{sink}".encode()).hexdigest()[:32]
+
+
+def notification_event(notify: Notify, policy: Policy | None, base_url: str) -> dict[str, Any]:
+    """The JSON body every sink receives (documented in the README)."""
+    key = notify.key
+    details = dict(notify.details)
+    breaches: Mapping[str, str] = details.pop("breaches", {}) or {}
+    window = details.pop("window", None)
+    statistics = {k: v for k, v in details.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    ordered = {**{k: statistics[k] for k in breaches if k in statistics}, **statistics}
+    thresholds = {
+        stat: asdict(policy.thresholds[stat]) for stat in breaches if policy is not None and stat in policy.thresholds
+    }
+    extra = {k: v for k, v in details.items() if k not in statistics}
+    return {
+        "event": f"alert.{notify.status}",
+        "notification_id": notify.notification_id,
+        "alertname": key.alertname,
+        "monitor": key.monitor,
+        "subject": key.subject,
+        "feature": key.subject if key.alertname == "FeatureDrift" else None,
+        "status": notify.status,
+        "severity": notify.severity.label if notify.severity else "warning",
+        "reason": notify.reason,
+        "started_at": notify.started_at.isoformat(),
+        "at": notify.at.isoformat(),
+        "details": {"statistics": ordered, "thresholds": thresholds, "breaches": dict(breaches), "window": window,
+                    **extra},
+        "links": {"report": f"{base_url}/api/v1/monitors/{key.monitor}/report"},
+    }
+
+
+class Alerting:
+    """Runs the alert lifecycle after each monitor run and keeps a snapshot of the alert states."""
+
+    def __init__(self, store: Store, notifiers: Mapping[str, Notifier]) -> None:
+        self._store = store
+        self._notifiers = dict(notifiers)
+        self._lock = threading.Lock()
+        self._states: dict[AlertKey, AlertState] = {
+            AlertKey.from_str(key): AlertState.from_dict(state) for key, state in store.alert_states().items()
+        }
+
+    def update_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
+        """Use these notifiers from now on (after a config reload)."""
+        self._notifiers = dict(notifiers)
+
+    def states(self) -> Mapping[AlertKey, AlertState]:
+        """The current alert states (a snapshot)."""
+        return dict(self._states)
+
+    def after_run(self, config: Config, monitor: str, result: RunResult, policy: Policy, now: datetime) -> None:
+        """Step the lifecycle of `monitor` with this run's outcome and enqueue what must be sent."""
+        observations = observe_report(monitor, result.report, result.outcome, result.error)
+        self.apply(config, monitor, observations, policy, now)
+
+    def apply(self, config: Config, monitor: str, observations: Sequence[Any], policy: Policy | None,
+              now: datetime) -> None:
+        """Step the lifecycle of `monitor`'s alerts with `observations`, persist, and enqueue notifications."""
+        with self._lock:
+            before = {k: s for k, s in self._states.items() if k.monitor == monitor}
+            after, notifications = step(before, observations, now, config.alert_rules(monitor))
+            silences = self._store.active_silences(now)
+            deliveries = []
+            for notify in notifications:
+                feature = notify.key.subject if notify.key.alertname == "FeatureDrift" else None
+                if any(s.matches(monitor, feature, notify.key.alertname) for s in silences):
+                    if notify.reason != "refresh":
+                        log.info("alert %s %s (%s) silenced", notify.key.to_str(), notify.status, notify.reason)
+                    continue
+                event = notification_event(notify, policy, config.server.base_url)
+                for sink in config.alert_sinks(monitor):
+                    notifier = self._notifiers.get(sink)
+                    if notify.reason == "refresh" and not getattr(notifier, "wants_refresh", False):
+                        continue
+                    deliveries.append((delivery_id(notify.notification_id, sink), sink, event))
+                if notify.reason != "refresh":
+                    log.warning("alert %s %s (%s, %s)", notify.key.to_str(), notify.status, notify.severity.label,
+                                notify.reason, extra={"alert": notify.key.to_str(), "status": notify.status})
+            changes: dict[str, dict[str, Any] | None] = {
+                k.to_str(): None for k in before if k not in after
+            }
+            changes.update({k.to_str(): s.to_dict() for k, s in after.items() if before.get(k) != s})
+            self._store.apply_alert_changes(changes, deliveries, now)
+            self._states = {**{k: s for k, s in self._states.items() if k.monitor != monitor}, **after}
