@@ -23,6 +23,7 @@ from driftwatch.runtime.monitor import (
     result_dict,
     run_monitor,
 )
+from driftwatch.runtime.store import Store
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 
@@ -68,6 +69,26 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check the config only")
     validate.add_argument("-c", "--config", type=Path, required=True)
     validate.set_defaults(func=cmd_validate)
+
+    alerts = commands.add_parser("alerts", help="alert state, silences and dead letters (works on the state store)")
+    alert_commands = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    listing = alert_commands.add_parser("list", help="active alerts, silences and the outbox backlog")
+    listing.add_argument("-c", "--config", type=Path, required=True)
+    listing.set_defaults(func=cmd_alerts_list)
+    retry = alert_commands.add_parser("retry", help="replay dead-letter notifications")
+    retry.add_argument("-c", "--config", type=Path, required=True)
+    retry.add_argument("--sink", help="only this sink's dead letters")
+    retry.set_defaults(func=cmd_alerts_retry)
+    silence = alert_commands.add_parser("silence", help="mute matching alerts for a while")
+    silence.add_argument("-c", "--config", type=Path, required=True)
+    silence.add_argument("--monitor")
+    silence.add_argument("--feature")
+    silence.add_argument("--alertname", choices=["FeatureDrift", "DatasetDrift", "MonitorFailing", "ModelSwitched"])
+    until = silence.add_mutually_exclusive_group(required=True)
+    until.add_argument("--for", dest="duration", type=parse_duration, help="e.g. 2h")
+    until.add_argument("--until", type=parse_time, help="ISO-8601 time (naive = UTC)")
+    silence.add_argument("--comment", default="")
+    silence.set_defaults(func=cmd_alerts_silence)
 
     demo = commands.add_parser("demo", help="run the daemon on synthetic data that starts drifting")
     demo.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 in a container)")
@@ -156,6 +177,52 @@ def format_result(name: str, result: RunResult, reference_rows: int) -> str:
 
 def _f(value: float | None, width: int, digits: int, kind: str = "f") -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}{kind}}"
+
+
+def open_store(config_path: Path) -> Store:
+    """The state store named by the config at `config_path`."""
+    return Store(Path(load_config(config_path).state.path))
+
+
+def cmd_alerts_list(args: argparse.Namespace) -> int:
+    """`driftwatch alerts list`: alert states, active silences, outbox counts."""
+    now = datetime.now(UTC)
+    with open_store(args.config) as store:
+        states = store.alert_states()
+        silences = store.active_silences(now)
+        counts = store.outbox_counts()
+    print(f"{len(states)} alert(s):")
+    for key, state in sorted(states.items()):
+        print(f"  {key:<50} {state['phase']:<8} {state['severity']:<8} since {state['started_at']}")
+    print(f"{len(silences)} active silence(s):")
+    for s in silences:
+        matchers = " ".join(f"{k}={getattr(s, k)}" for k in ("monitor", "feature", "alertname") if getattr(s, k))
+        print(f"  #{s.id} {matchers} until {s.until.isoformat()} {s.comment}")
+    print(f"outbox: {counts['pending']} pending, {counts['dead']} dead letter(s)")
+    return EXIT_OK
+
+
+def cmd_alerts_retry(args: argparse.Namespace) -> int:
+    """`driftwatch alerts retry`: dead letters back to pending; a running daemon delivers them."""
+    with open_store(args.config) as store:
+        replayed = store.retry_dead(args.sink)
+    print(f"{replayed} dead letter(s) queued for delivery again")
+    return EXIT_OK
+
+
+def cmd_alerts_silence(args: argparse.Namespace) -> int:
+    """`driftwatch alerts silence`: add a silence; matching alerts keep their state but send nothing."""
+    if not (args.monitor or args.feature or args.alertname):
+        raise DriftwatchError("a silence needs at least one of --monitor, --feature, --alertname")
+    now = datetime.now(UTC)
+    until = args.until or now + args.duration
+    if until <= now:
+        raise DriftwatchError(f"--until {until.isoformat()} is not in the future")
+    with open_store(args.config) as store:
+        silence_id = store.add_silence(until=until, monitor=args.monitor, feature=args.feature,
+                                       alertname=args.alertname, comment=args.comment, now=now)
+    print(f"silence #{silence_id} until {until.isoformat()}")
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -56,6 +56,11 @@ class Receiver:
             self._failures.extend([(status, retry_after)] * count)
         return self
 
+    def recover(self) -> None:
+        """Forget the failures still planned: answer 2xx from now on."""
+        with self._lock:
+            self._failures.clear()
+
     def start(self) -> Receiver:
         """Listen (again) on the receiver's port."""
         if self._server is not None:

@@ -37,6 +37,8 @@ class FakeDaemon:
         self._problems = problems or []
         self.reload_error: Exception | None = None
         self.reloads = 0
+        self.api_token: str | None = None
+        self.read_token: str | None = None
         self.registry = CollectorRegistry()
         self.registry.register(DriftCollector(self.statuses, "1.2.3", lambda: self.reload_error is None))
 
@@ -45,6 +47,9 @@ class FakeDaemon:
 
     def problems(self) -> list[str]:
         return list(self._problems)
+
+    def tokens(self) -> tuple[str | None, str | None]:
+        return self.api_token, self.read_token
 
     def reload(self) -> None:
         self.reloads += 1
@@ -263,3 +268,34 @@ def test_unexpected_reload_error_is_opaque_500(daemon: FakeDaemon):
 def test_redact(text: str, expected: str):
     """Passwords in URLs are replaced; other text is untouched."""
     assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        pytest.param(None, 401, id="no-token"),
+        pytest.param("Bearer wrong", 401, id="wrong-token"),
+        pytest.param("Basic s3cret", 401, id="wrong-scheme"),
+        pytest.param("Bearer s3cret", 200, id="right-token"),
+    ],
+)
+def test_reload_needs_the_api_token_once_one_is_set(daemon: FakeDaemon, header: str | None, status: int) -> None:
+    """With server.api_token set, POST /-/reload needs it; nothing is reloaded without it."""
+    daemon.api_token = "s3cret"
+    headers = {"authorization": header} if header else {}
+    response = TestClient(create_app(daemon)).post("/-/reload", headers=headers)
+    assert response.status_code == status
+    assert daemon.reloads == (1 if status == 200 else 0)
+    if status == 401:
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_read_token_guards_the_api_but_not_metrics(daemon: FakeDaemon) -> None:
+    """With server.read_token set, /api/v1 needs the read (or API) token; /metrics and /healthz stay open."""
+    daemon.read_token, daemon.api_token = "reader", "admin"
+    client = TestClient(create_app(daemon))
+    assert client.get("/api/v1/monitors").status_code == 401
+    assert client.get("/api/v1/monitors", headers={"authorization": "Bearer reader"}).status_code == 200
+    assert client.get("/api/v1/monitors", headers={"authorization": "Bearer admin"}).status_code == 200
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/healthz").status_code == 200

@@ -19,7 +19,11 @@ import uvicorn
 from driftwatch import __version__
 from driftwatch.config import Config, load_config
 from driftwatch.errors import ConfigError, DriftwatchError
+from driftwatch.outputs.alert_metrics import AlertingCollector, AlertingSnapshot, OutcomeCounter
 from driftwatch.outputs.exporter import DriftCollector, metrics_registry
+from driftwatch.outputs.outbox import Dispatcher
+from driftwatch.runtime.alerts import Alerting, build_notifiers, retry_policies
+from driftwatch.runtime.api_alerts import alert_routes
 from driftwatch.runtime.http import create_app
 from driftwatch.runtime.monitor import Monitor, RunResult, open_sources, prepare_monitor, run_monitor
 from driftwatch.runtime.scheduler import make_scheduler, schedule_monitor
@@ -47,6 +51,11 @@ class Daemon:
         self.config = load_config(config_path)
         self.monitors = prepare_monitors(self.config)
         self.store = Store(Path(self.config.state.path))
+        notifiers = build_notifiers(self.config)
+        self.alerting = Alerting(self.store, notifiers)
+        self.notification_outcomes = OutcomeCounter()
+        self.dispatcher = Dispatcher(self.store, notifiers, retry=retry_policies(self.config),
+                                     on_outcome=self.notification_outcomes)
         self.reload_ok = True
         self._lock = threading.Lock()
         self._statuses: Mapping[str, MonitorStatus] = self._initial_statuses(self.monitors, {})
@@ -54,6 +63,7 @@ class Daemon:
         self.scheduler = make_scheduler()
         self.registry = metrics_registry(DriftCollector(self.statuses, version=__version__,
                                                         reload_ok=lambda: self.reload_ok))
+        self.registry.register(AlertingCollector(self.alerting_snapshot))
 
     # -- DaemonControl ------------------------------------------------------------------------------------
     def statuses(self) -> Mapping[str, MonitorStatus]:
@@ -71,6 +81,12 @@ class Daemon:
             found.append(f"state store is not writable: {err}")
         return found
 
+    def tokens(self) -> tuple[str | None, str | None]:
+        """The API and read bearer tokens from the config (None when unset)."""
+        server = self.config.server
+        return (server.api_token.get_secret_value() if server.api_token else None,
+                server.read_token.get_secret_value() if server.read_token else None)
+
     def reload(self) -> None:
         """Load the config file again; an invalid one keeps the running config and raises ConfigError."""
         try:
@@ -83,6 +99,9 @@ class Daemon:
         with self._lock:
             self.config, self.monitors = config, monitors
             self._statuses = self._initial_statuses(monitors, self._statuses)
+        notifiers = build_notifiers(config)
+        self.alerting.update_notifiers(notifiers)
+        self.dispatcher.update(notifiers, retry_policies(config))
         for job in self.scheduler.get_jobs():
             if job.name not in monitors:
                 job.remove()
@@ -93,6 +112,7 @@ class Daemon:
     # -- running ------------------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the scheduler with one job per monitor."""
+        self.dispatcher.start()
         self.scheduler.start()
         self._schedule_all()
         log.info("driftwatch %s started: %d monitor(s)", __version__, len(self.monitors))
@@ -105,6 +125,7 @@ class Daemon:
         waiter = threading.Thread(target=self._runs.shutdown, kwargs={"wait": True}, daemon=True)
         waiter.start()
         waiter.join(SHUTDOWN_GRACE_SECONDS)
+        self.dispatcher.stop(timeout=10)
         self.store.close()
         log.info("driftwatch stopped")
 
@@ -140,8 +161,20 @@ class Daemon:
                 monitor.name, started=started, finished=finished, outcome=result.outcome,
                 severity=result.report.severity.label if result.report else None, error=result.error,
                 report=result.report.to_dict() if result.report else None)
+            self.alerting.after_run(self.config, monitor.name, result, monitor.policy, finished)
         except (DriftwatchError, OSError) as err:
             log.error("monitor %s: could not record the run in the state store: %s", monitor.name, err)
+        self.dispatcher.wake()
+
+    def alerting_snapshot(self) -> AlertingSnapshot:
+        """Firing alerts, notification outcomes and the outbox backlog, for /metrics."""
+        firing: dict[tuple[str, str, str], int] = {}
+        for key, state in self.alerting.states().items():
+            if state.phase == "firing":
+                label = (key.monitor, key.alertname, state.severity.label)
+                firing[label] = firing.get(label, 0) + 1
+        counts = self.store.outbox_counts()
+        return AlertingSnapshot(firing, self.notification_outcomes.snapshot(), counts["pending"], counts["dead"])
 
     def _schedule_all(self) -> None:
         for name, monitor in self.monitors.items():
@@ -202,7 +235,8 @@ def serve(daemon: Daemon) -> None:
     server_config = daemon.config.server
     sock = listen(server_config.host, server_config.port)
     host, port = sock.getsockname()[:2]
-    server = uvicorn.Server(uvicorn.Config(create_app(daemon), log_config=None, lifespan="off",
+    app = create_app(daemon, alert_routes(daemon, daemon.alerting, daemon.store))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off",
                                            timeout_graceful_shutdown=5))
     # uvicorn re-raises the signal that stopped it after restoring these handlers: make that harmless.
     for sig in (signal.SIGTERM, signal.SIGINT):

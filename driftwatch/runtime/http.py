@@ -6,9 +6,10 @@ scrape) never stalls the event loop. Every body is JSON except /metrics; error t
 
 from __future__ import annotations
 
+import hmac
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -43,9 +44,30 @@ class DaemonControl(Protocol):
         """Reload the configuration; raises ConfigError when the new one is invalid."""
         ...
 
+    def tokens(self) -> tuple[str | None, str | None]:
+        """The API token (mutating endpoints) and the read token (read endpoints), each None when unset."""
+        ...
 
-def create_app(control: DaemonControl) -> Starlette:
-    """The Starlette app serving `control`."""
+
+def authorize(request: Request, control: DaemonControl, *, mutating: bool) -> None:
+    """Raise 401/403 unless the request carries the bearer token this endpoint needs.
+
+    Mutating endpoints need `server.api_token` (and are refused while it is unset); read endpoints need
+    `server.read_token` or the API token when a read token is set, and are open otherwise.
+    """
+    api_token, read_token = control.tokens()
+    accepted = [api_token] if mutating else [read_token, api_token]
+    if not mutating and read_token is None:
+        return
+    if mutating and api_token is None:
+        raise HTTPException(403, detail="mutating API calls are disabled: set server.api_token")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not any(t and hmac.compare_digest(given.encode(), t.encode()) for t in accepted):
+        raise HTTPException(401, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def create_app(control: DaemonControl, extra_routes: Sequence[Route] = ()) -> Starlette:
+    """The Starlette app serving `control`, plus `extra_routes` (alerts, models)."""
 
     def metrics(request: Request) -> Response:
         return Response(generate_latest(control.registry), media_type=CONTENT_TYPE_LATEST)
@@ -60,12 +82,15 @@ def create_app(control: DaemonControl) -> Starlette:
         return JSONResponse({"status": "ready"})
 
     def monitors(request: Request) -> JSONResponse:
+        authorize(request, control, mutating=False)
         return JSONResponse({"monitors": [monitor_summary(s) for s in control.statuses().values()]})
 
     def monitor(request: Request) -> JSONResponse:
+        authorize(request, control, mutating=False)
         return JSONResponse(monitor_summary(_status(control, request.path_params["name"])))
 
     def report(request: Request) -> JSONResponse:
+        authorize(request, control, mutating=False)
         name = request.path_params["name"]
         status = _status(control, name)
         if status.report is None:
@@ -74,6 +99,8 @@ def create_app(control: DaemonControl) -> Starlette:
         return JSONResponse({**status.report.to_dict(), "monitor": name})
 
     def reload(request: Request) -> JSONResponse:
+        if control.tokens()[0] is not None:  # like Prometheus's /-/reload: open unless an API token is set
+            authorize(request, control, mutating=True)
         try:
             control.reload()
         except ConfigError as err:
@@ -88,6 +115,7 @@ def create_app(control: DaemonControl) -> Starlette:
         Route("/api/v1/monitors/{name}", monitor, methods=["GET"]),
         Route("/api/v1/monitors/{name}/report", report, methods=["GET"]),
         Route("/-/reload", reload, methods=["POST"]),
+        *extra_routes,
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _server_error})
 
