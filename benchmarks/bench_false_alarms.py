@@ -31,8 +31,7 @@ from driftwatch import Severity
 
 DETECT_MIN_ROWS = 10_000
 #: scenario name -> (mean shift in sigmas, severity that counts as a hit)
-SCENARIOS = {"null": (0.0, Severity.WARNING), "warn@0.3": (0.3, Severity.WARNING),
-             "crit@0.6": (0.6, Severity.CRITICAL)}
+SCENARIOS = {"null": (0.0, Severity.WARNING), "warn@0.3": (0.3, Severity.WARNING), "crit@0.6": (0.6, Severity.CRITICAL)}
 
 
 @dataclass
@@ -57,8 +56,15 @@ def batch(rng: np.random.Generator, rows: int, features: list[str], shift: float
     return {name: rng.standard_normal(rows) + shift for name in features}
 
 
-def run_once(profile: driftwatch.Profile, features: list[str], rows: int, shift: float, level: Severity,
-             seed: tuple[int, ...], tally: Tally) -> None:
+def run_once(
+    profile: driftwatch.Profile,
+    features: list[str],
+    rows: int,
+    shift: float,
+    level: Severity,
+    seed: tuple[int, ...],
+    tally: Tally,
+) -> None:
     """Compare one fresh batch and record whether the report (and each feature) reached `level`."""
     data = batch(np.random.default_rng(seed), rows, features, shift)
     start = time.perf_counter()
@@ -70,8 +76,9 @@ def run_once(profile: driftwatch.Profile, features: list[str], rows: int, shift:
     tally.feature_hits += sum(r.severity >= level for r in report.features)
 
 
-def measure_size(profile: driftwatch.Profile, features: list[str], rows: int, args: argparse.Namespace
-                 ) -> dict[str, Tally]:
+def measure_size(
+    profile: driftwatch.Profile, features: list[str], rows: int, args: argparse.Namespace
+) -> dict[str, Tally]:
     """All scenarios at one batch size, interleaved, until the runs are done or the time is up."""
     tallies = {name: Tally() for name in SCENARIOS}
     deadline = time.perf_counter() + args.max_seconds_per_size
@@ -112,24 +119,33 @@ def main() -> None:
     reference = batch(np.random.default_rng((args.seed, 0)), args.reference_rows, features, 0.0)
     profile = driftwatch.build_profile(reference, numeric=features)
     del reference
-    print(f"reference: {args.reference_rows:,} rows x {args.features} N(0,1) features, profiled in "
-          f"{time.perf_counter() - start:.1f}s; policy: default Policy(); up to {args.max_seconds_per_size:g}s/size")
-    header = (f"{'N':>9} {'runs':>5}  {'false alarms (<=1%)':<22}{'warn@0.3sd (>=95%)':<34}"
-              f"{'crit@0.6sd (>=95%)':<34}{'median s/run':>12}")
+    print(
+        f"reference: {args.reference_rows:,} rows x {args.features} N(0,1) features, profiled in "
+        f"{time.perf_counter() - start:.1f}s; policy: default Policy(); up to {args.max_seconds_per_size:g}s/size"
+    )
+    header = (
+        f"{'N':>9} {'runs':>5}  {'false alarms (<=1%)':<22}{'warn@0.3sd (>=95%)':<34}"
+        f"{'crit@0.6sd (>=95%)':<34}{'median s/run':>12}"
+    )
     print(header)
     worst_false, worst_warn, worst_crit = 0.0, 1.0, 1.0
     for rows in sizes:
         t = measure_size(profile, features, rows, args)
         null, warn, crit = t["null"], t["warn@0.3"], t["crit@0.6"]
-        print(f"{rows:>9,} {null.runs:>5}  {fmt_share(null):<22}{fmt_share(warn, True):<34}"
-              f"{fmt_share(crit, True):<34}{statistics.median(null.seconds):>12.3f}", flush=True)
+        print(
+            f"{rows:>9,} {null.runs:>5}  {fmt_share(null):<22}{fmt_share(warn, True):<34}"
+            f"{fmt_share(crit, True):<34}{statistics.median(null.seconds):>12.3f}",
+            flush=True,
+        )
         worst_false = max(worst_false, null.share())
         if warn.runs:
             worst_warn = min(worst_warn, warn.share())
         if crit.runs:
             worst_crit = min(worst_crit, crit.share())
-    print(f"RESULT false_alarm_max={worst_false:.1%} warn_detect_min={worst_warn:.1%} "
-          f"crit_detect_min={worst_crit:.1%} (targets <=1%, >=95%, >=95%)")
+    print(
+        f"RESULT false_alarm_max={worst_false:.1%} warn_detect_min={worst_warn:.1%} "
+        f"crit_detect_min={worst_crit:.1%} (targets <=1%, >=95%, >=95%)"
+    )
 
 
 if __name__ == "__main__":

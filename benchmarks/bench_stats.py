@@ -185,8 +185,10 @@ def spot_check(report: driftwatch.Report, naive: dict[str, dict[str, float]], da
     return {
         "ks": max(abs((stats[n].ks_statistic or 0.0) - naive[n]["ks"]) for n in data.numeric),
         "psi": max(abs((stats[n].psi or 0.0) - naive[n]["psi"]) for n in data.numeric),
-        "chi2_rel": max(abs((stats[n].chi2_statistic or 0.0) - naive[n]["chi2"]) / max(naive[n]["chi2"], 1e-300)
-                        for n in data.categorical),
+        "chi2_rel": max(
+            abs((stats[n].chi2_statistic or 0.0) - naive[n]["chi2"]) / max(naive[n]["chi2"], 1e-300)
+            for n in data.categorical
+        ),
     }
 
 
@@ -204,8 +206,10 @@ def main() -> None:
     args = parse_args()
     start = time.perf_counter()
     data = make_data(args.rows, args.numeric, args.categorical, args.seed)
-    print(f"data: {args.rows:,} rows x {args.numeric} numeric + {args.categorical} categorical, "
-          f"reference and batch, generated in {time.perf_counter() - start:.1f}s; repeats={args.repeats}")
+    print(
+        f"data: {args.rows:,} rows x {args.numeric} numeric + {args.categorical} categorical, "
+        f"reference and batch, generated in {time.perf_counter() - start:.1f}s; repeats={args.repeats}"
+    )
 
     def build() -> driftwatch.Profile:
         return driftwatch.build_profile(data.reference, numeric=data.numeric, categorical=data.categorical)
@@ -230,15 +234,21 @@ def main() -> None:
     print(f"{'step':<42}{'median s':>10}  note")
     for label, seconds, note in rows:
         print(f"{label:<42}{seconds:>10.3f}  {note}")
-    print(f"peak memory of one compare: {peak / 2**20:,.0f} MiB = {peak / with_pointers:.2f}x inputs "
-          f"(ref+cur numeric float64 + categorical pointers, {with_pointers / 2**20:,.0f} MiB; target <= 2x) "
-          f"= {peak / numeric_only:.2f}x numeric arrays only ({numeric_only / 2**20:,.0f} MiB)")
-    print(f"spot check vs naive: max|dKS|={diffs['ks']:.3g} (target <= 1e-12), "
-          f"max|dPSI|={diffs['psi']:.3g}, max rel|dchi2|={diffs['chi2_rel']:.3g}; "
-          f"report severity={report.severity.label}, drift_share={report.drift_share:.2f}")
-    print(f"RESULT per_batch={t_batch:.2f}s naive={t_naive:.1f}s floor={t_floor:.2f}s "
-          f"naive_ratio={t_naive / t_batch:.1f}x floor_ratio={t_batch / t_floor:.1f}x "
-          f"peak_mem={peak / with_pointers:.1f}x_inputs")
+    print(
+        f"peak memory of one compare: {peak / 2**20:,.0f} MiB = {peak / with_pointers:.2f}x inputs "
+        f"(ref+cur numeric float64 + categorical pointers, {with_pointers / 2**20:,.0f} MiB; target <= 2x) "
+        f"= {peak / numeric_only:.2f}x numeric arrays only ({numeric_only / 2**20:,.0f} MiB)"
+    )
+    print(
+        f"spot check vs naive: max|dKS|={diffs['ks']:.3g} (target <= 1e-12), "
+        f"max|dPSI|={diffs['psi']:.3g}, max rel|dchi2|={diffs['chi2_rel']:.3g}; "
+        f"report severity={report.severity.label}, drift_share={report.drift_share:.2f}"
+    )
+    print(
+        f"RESULT per_batch={t_batch:.2f}s naive={t_naive:.1f}s floor={t_floor:.2f}s "
+        f"naive_ratio={t_naive / t_batch:.1f}x floor_ratio={t_batch / t_floor:.1f}x "
+        f"peak_mem={peak / with_pointers:.1f}x_inputs"
+    )
 
 
 if __name__ == "__main__":

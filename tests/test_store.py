@@ -216,7 +216,7 @@ def test_migrates_a_version_1_database(tmp_path: Path) -> None:
         migrated.apply_alert_changes({"k": firing_state()}, [("d1", "oncall", EVENT)], T0)
         assert migrated.outbox_counts() == {"pending": 1, "dead": 0}
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone() == (2,)
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     raw.close()
     assert {"runs", "alert_states", "outbox", "silences"} <= tables

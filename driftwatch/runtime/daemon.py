@@ -21,10 +21,13 @@ from driftwatch.config import Config, load_config
 from driftwatch.errors import ConfigError, DriftwatchError
 from driftwatch.outputs.alert_metrics import AlertingCollector, AlertingSnapshot, OutcomeCounter
 from driftwatch.outputs.exporter import DriftCollector, metrics_registry
+from driftwatch.outputs.model_metrics import ModelCollector, ModelMetrics
 from driftwatch.outputs.outbox import Dispatcher
 from driftwatch.runtime.alerts import Alerting, build_notifiers, retry_policies
 from driftwatch.runtime.api_alerts import alert_routes
+from driftwatch.runtime.api_models import model_routes
 from driftwatch.runtime.http import create_app
+from driftwatch.runtime.models import Models
 from driftwatch.runtime.monitor import Monitor, RunResult, open_sources, prepare_monitor, run_monitor
 from driftwatch.runtime.scheduler import make_scheduler, schedule_monitor
 from driftwatch.runtime.status import MonitorStatus
@@ -53,8 +56,10 @@ class Daemon:
         self.store = Store(Path(self.config.state.path))
         notifiers = build_notifiers(self.config)
         self.alerting = Alerting(self.store, notifiers)
+        self.models = Models(self.store, self.config, datetime.now(UTC))
         self.notification_outcomes = OutcomeCounter()
-        self.dispatcher = Dispatcher(self.store, notifiers, retry=retry_policies(self.config),
+        self.dispatcher = Dispatcher(self.store, {**notifiers, **self.models.notifiers()},
+                                     retry={**retry_policies(self.config), **self.models.retry_policies()},
                                      on_outcome=self.notification_outcomes)
         self.reload_ok = True
         self._lock = threading.Lock()
@@ -64,6 +69,7 @@ class Daemon:
         self.registry = metrics_registry(DriftCollector(self.statuses, version=__version__,
                                                         reload_ok=lambda: self.reload_ok))
         self.registry.register(AlertingCollector(self.alerting_snapshot))
+        self.registry.register(ModelCollector(self.model_metrics))
 
     # -- DaemonControl ------------------------------------------------------------------------------------
     def statuses(self) -> Mapping[str, MonitorStatus]:
@@ -101,7 +107,9 @@ class Daemon:
             self._statuses = self._initial_statuses(monitors, self._statuses)
         notifiers = build_notifiers(config)
         self.alerting.update_notifiers(notifiers)
-        self.dispatcher.update(notifiers, retry_policies(config))
+        self.models.update_config(config, datetime.now(UTC))
+        self.dispatcher.update({**notifiers, **self.models.notifiers()},
+                               {**retry_policies(config), **self.models.retry_policies()})
         for job in self.scheduler.get_jobs():
             if job.name not in monitors:
                 job.remove()
@@ -162,9 +170,20 @@ class Daemon:
                 severity=result.report.severity.label if result.report else None, error=result.error,
                 report=result.report.to_dict() if result.report else None)
             self.alerting.after_run(self.config, monitor.name, result, monitor.policy, finished)
+            self.models.after_run(monitor.name, result, finished)
         except (DriftwatchError, OSError) as err:
             log.error("monitor %s: could not record the run in the state store: %s", monitor.name, err)
         self.dispatcher.wake()
+
+    def model_metrics(self) -> list[ModelMetrics]:
+        """Each model's versions, active one, pin, switch counts and actuation, for /metrics."""
+        switches = self.store.model_switch_counts()
+        return [
+            ModelMetrics(spec.name, spec.versions, state.active, state.pinned,
+                         {d: n for (m, d), n in switches.items() if m == spec.name},
+                         {actuator: status == "confirmed" for actuator, status in actuation.items()})
+            for spec, state, actuation in self.models.snapshot()
+        ]
 
     def alerting_snapshot(self) -> AlertingSnapshot:
         """Firing alerts, notification outcomes and the outbox backlog, for /metrics."""
@@ -235,7 +254,8 @@ def serve(daemon: Daemon) -> None:
     server_config = daemon.config.server
     sock = listen(server_config.host, server_config.port)
     host, port = sock.getsockname()[:2]
-    app = create_app(daemon, alert_routes(daemon, daemon.alerting, daemon.store))
+    app = create_app(daemon, [*alert_routes(daemon, daemon.alerting, daemon.store),
+                              *model_routes(daemon, daemon.models)])
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off",
                                            timeout_graceful_shutdown=5))
     # uvicorn re-raises the signal that stopped it after restoring these handlers: make that harmless.

@@ -2,7 +2,8 @@
 
 Tables: `runs` (one row per monitor run), `alert_states` (the alert lifecycle, keyed by alert identity),
 `outbox` (notifications to deliver: pending -> delivered | dead, written in the same transaction as the state
-change that decided them) and `silences`. Times are fixed-width UTC ISO text, so text order is time order.
+change that decided them), `silences`, `model_states` (fallback switching) and `model_history` (its audit
+trail). Times are fixed-width UTC ISO text, so text order is time order.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 from driftwatch.errors import DriftwatchError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -63,8 +65,21 @@ CREATE TABLE IF NOT EXISTS silences (
     created_at TEXT NOT NULL
 );
 """
+_SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS model_states (
+    model TEXT PRIMARY KEY,
+    state_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS model_history (
+    id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL,
+    at TEXT NOT NULL,
+    entry_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS model_history_by_model ON model_history (model, id);
+"""
 #: Scripts that bring a database from version i to version i + 1.
-_MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2)
+_MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 _COLUMNS = "id, monitor, started_at, finished_at, outcome, severity, error, report_json"
 _OUTBOX_COLUMNS = ("id, delivery_id, sink, event_json, created_at, next_attempt_at, attempts, last_error, status,"
                    " delivered_at, replayed_at")
@@ -257,33 +272,49 @@ class Store:
         A delivery id already in the outbox is ignored, so re-applying the same decision enqueues nothing twice.
         Any failure (including an event that is not JSON-serialisable) rolls everything back and raises StoreError.
         """
-        stamp = _text(now)
+        with self._transaction("apply alert changes"):
+            for key, state in states.items():
+                if state is None:
+                    self._conn.execute("DELETE FROM alert_states WHERE key = ?", (key,))
+                else:
+                    self._conn.execute(
+                        "INSERT INTO alert_states (key, monitor, state_json) VALUES (?, ?, ?)"
+                        " ON CONFLICT (key) DO UPDATE SET monitor = excluded.monitor, state_json = excluded.state_json",
+                        (key, str(state.get("monitor", "")), json.dumps(state)),
+                    )
+            self._enqueue(deliveries, now)
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[None]:
+        """One write transaction under the lock; any failure rolls back and raises StoreError."""
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for key, state in states.items():
-                        if state is None:
-                            self._conn.execute("DELETE FROM alert_states WHERE key = ?", (key,))
-                        else:
-                            self._conn.execute(
-                                "INSERT INTO alert_states (key, monitor, state_json) VALUES (?, ?, ?)"
-                                " ON CONFLICT (key) DO UPDATE SET monitor = excluded.monitor,"
-                                " state_json = excluded.state_json",
-                                (key, str(state.get("monitor", "")), json.dumps(state)),
-                            )
-                    for delivery_id, sink, event in deliveries:
-                        self._conn.execute(
-                            "INSERT INTO outbox (delivery_id, sink, event_json, created_at, next_attempt_at, attempts,"
-                            " status) VALUES (?, ?, ?, ?, ?, 0, 'pending') ON CONFLICT (delivery_id) DO NOTHING",
-                            (delivery_id, sink, json.dumps(event), stamp, stamp),
-                        )
+                    yield
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
                 self._conn.execute("COMMIT")
             except (sqlite3.Error, TypeError, ValueError) as err:
-                raise StoreError(f"state store {self.path}: cannot apply alert changes ({err})") from err
+                raise StoreError(f"state store {self.path}: cannot {what} ({err})") from err
+
+    def _enqueue(self, deliveries: Sequence[tuple[str, str, dict[str, Any]]], now: datetime) -> None:
+        """Insert outbox rows inside the caller's transaction; a known delivery id is ignored."""
+        stamp = _text(now)
+        for delivery_id, sink, event in deliveries:
+            self._conn.execute(
+                "INSERT INTO outbox (delivery_id, sink, event_json, created_at, next_attempt_at, attempts, status)"
+                " VALUES (?, ?, ?, ?, ?, 0, 'pending') ON CONFLICT (delivery_id) DO NOTHING",
+                (delivery_id, sink, json.dumps(event), stamp, stamp),
+            )
+
+    def delivery(self, delivery_id: str) -> Delivery | None:
+        """The outbox row of `delivery_id`, if any."""
+        with self._lock:
+            row = self._conn.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE delivery_id = ?",
+                                     (delivery_id,)).fetchone()
+        return _delivery(row) if row else None
 
     def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
         """Pending deliveries whose next attempt is due, oldest due first."""
@@ -381,6 +412,46 @@ class Store:
         """Remove a silence; False if there was none with that id."""
         with self._lock:
             return self._conn.execute("DELETE FROM silences WHERE id = ?", (id,)).rowcount > 0
+
+    # --- models (fallback switching) -------------------------------------------------------------------------
+
+    def model_states(self) -> dict[str, dict[str, Any]]:
+        """Every stored model state, by model."""
+        with self._lock:
+            rows = self._conn.execute("SELECT model, state_json FROM model_states ORDER BY model").fetchall()
+        return {model: json.loads(state) for model, state in rows}
+
+    def apply_model_change(
+        self, model: str, state: dict[str, Any], history: Sequence[dict[str, Any]],
+        deliveries: Sequence[tuple[str, str, dict[str, Any]]], now: datetime,
+    ) -> None:
+        """In ONE transaction: store the model's state, append audit entries, enqueue deliveries."""
+        with self._transaction("apply model change"):
+            self._conn.execute(
+                "INSERT INTO model_states (model, state_json) VALUES (?, ?)"
+                " ON CONFLICT (model) DO UPDATE SET state_json = excluded.state_json", (model, json.dumps(state)))
+            for entry in history:
+                self._conn.execute("INSERT INTO model_history (model, at, entry_json) VALUES (?, ?, ?)",
+                                   (model, _text(now), json.dumps(entry)))
+            self._enqueue(deliveries, now)
+
+    def model_history(self, model: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Up to `limit` audit entries of `model`, newest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT entry_json FROM model_history WHERE model = ? ORDER BY id DESC LIMIT ?", (model, limit)
+            ).fetchall()
+        return [json.loads(entry) for (entry,) in rows]
+
+    def model_switch_counts(self) -> dict[tuple[str, str], int]:
+        """How many real (not dry-run) switches each (model, direction) had, for a counter metric."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT model, json_extract(entry_json, '$.direction'), count(*) FROM model_history"
+                " WHERE json_extract(entry_json, '$.kind') = 'switch' AND NOT json_extract(entry_json, '$.dry_run')"
+                " GROUP BY 1, 2"
+            ).fetchall()
+        return {(model, direction): count for model, direction, count in rows}
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

@@ -1,0 +1,313 @@
+"""Fallback switching in the daemon: feed monitor runs and manual actions to the pure logic, then persist,
+audit, actuate (route file, signed webhook through the outbox) and raise `ModelSwitched` alerts.
+
+A model's route, the JSON that serving layers read (`GET /api/v1/models/NAME`, the route file, the webhook):
+`{"model", "active", "primary", "fallbacks", "pinned", "since", "reason", "state_version"}`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from driftwatch.config import Config, FileActuatorConfig, ModelConfig
+from driftwatch.core.fallback import (
+    Decision,
+    ModelSpec,
+    ModelState,
+    MonitorOutcome,
+    NoChange,
+    Switch,
+    SwitchRules,
+    initial_state,
+    manual_restore,
+    manual_switch,
+    manual_unpin,
+    on_monitor_run,
+)
+from driftwatch.core.report import Severity
+from driftwatch.errors import ModelSwitchError
+from driftwatch.outputs.notifiers import Notifier, WebhookNotifier
+from driftwatch.outputs.outbox import RetryPolicy
+from driftwatch.runtime.monitor import RunResult
+from driftwatch.runtime.store import Store
+
+log = logging.getLogger("driftwatch.models")
+
+
+def model_spec(name: str, config: ModelConfig) -> ModelSpec:
+    """The core's spec of a configured model."""
+    rules = SwitchRules(on=Severity.parse(config.switch.on), after_runs=config.switch.after_runs,
+                        min_dwell=config.switch.min_dwell,
+                        restore_after_runs=config.restore.after_runs if config.restore else None)
+    return ModelSpec(name, config.primary, config.fallbacks, rules, config.dry_run)
+
+
+def route(spec: ModelSpec, state: ModelState) -> dict[str, Any]:
+    """The route document serving layers read."""
+    return {"model": spec.name, "active": state.active, "primary": spec.primary, "fallbacks": list(spec.fallbacks),
+            "pinned": state.pinned, "since": state.since.isoformat(), "reason": state.reason,
+            "state_version": state.state_version}
+
+
+def actuator_sink(model: str, index: int) -> str:
+    """The outbox sink name of a model's webhook actuator."""
+    return f"actuator:{model}:{index}"
+
+
+def route_delivery_id(model: str, index: int, state_version: int) -> str:
+    """The Standard Webhooks message id of one route version to one actuator."""
+    return "msg_" + hashlib.sha256(f"route:{model}:{index}:{state_version}".encode()).hexdigest()[:32]
+
+
+def write_route_file(path: Path, document: Mapping[str, Any]) -> None:
+    """Atomically replace `path` with `document` as JSON (temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                     delete=False) as tmp:
+        json.dump(document, tmp, indent=2)
+        tmp.write("\n")
+    os.replace(tmp.name, path)
+
+
+class Models:
+    """The switching state of every configured model; thread-safe (runs and API calls share one lock)."""
+
+    def __init__(self, store: Store, config: Config, now: datetime) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._files: dict[tuple[str, int], str] = {}  # (model, actuator index) -> "confirmed" or the error
+        self._states: dict[str, ModelState] = {}
+        stored = store.model_states()
+        self._config = config
+        self._specs: dict[str, ModelSpec] = {}
+        self.update_config(config, now, stored)
+
+    # -- configuration ------------------------------------------------------------------------------------------
+    def update_config(self, config: Config, now: datetime, stored: Mapping[str, Any] | None = None) -> None:
+        """Take the models of `config`; new models start on their primary, known ones keep their state."""
+        with self._lock:
+            self._config = config
+            self._specs = {name: model_spec(name, m) for name, m in config.models.items()}
+            for name, spec in self._specs.items():
+                state = self._states.get(name)
+                if state is None and stored and name in stored:
+                    state = ModelState.from_dict(stored[name])
+                if state is None:
+                    state = initial_state(spec, now)
+                    self._store.apply_model_change(name, state.to_dict(), [], self._route_deliveries(spec, state),
+                                                   now)
+                feeding = set(config.model_monitors(name))
+                self._states[name] = replace(state, monitor_severity={
+                    m: s for m, s in state.monitor_severity.items() if m in feeding})
+                self._write_files(name)
+
+    def notifiers(self) -> dict[str, Notifier]:
+        """The outbox sinks of the webhook actuators."""
+        return {
+            actuator_sink(name, i): WebhookNotifier(actuator_sink(name, i), a.url,
+                                                    a.secret.get_secret_value() if a.secret else None,
+                                                    a.timeout.total_seconds())
+            for name, model in self._config.models.items()
+            for i, a in enumerate(model.actuators) if a.kind == "webhook"
+        }
+
+    def retry_policies(self) -> dict[str, RetryPolicy]:
+        """Retry policies of the webhook actuators."""
+        return {
+            actuator_sink(name, i): RetryPolicy(a.retry.initial, a.retry.max_interval, a.retry.max_age)
+            for name, model in self._config.models.items()
+            for i, a in enumerate(model.actuators) if a.kind == "webhook"
+        }
+
+    # -- events ---------------------------------------------------------------------------------------------------
+    def after_run(self, monitor: str, result: RunResult, now: datetime) -> None:
+        """Feed one monitor run to the model it feeds (if that model is configured)."""
+        name = self._config.monitors[monitor].model if monitor in self._config.monitors else None
+        if name not in self._specs:
+            return
+        report = result.report
+        details: dict[str, Any] = {}
+        if report is not None:
+            details = {"drift_share": report.drift_share,
+                       "features": {r.name: {"severity": r.severity.label, "breaches": {
+                           k: v.label for k, v in r.breaches.items()}} for r in report.features if r.severity > 0}}
+        outcome = MonitorOutcome(monitor, result.outcome == "ok", report.severity if report else Severity.OK, details)
+        with self._lock:
+            spec, state = self._specs[name], self._states[name]
+            new, decisions = on_monitor_run(spec, state, outcome, now)
+            self._commit(spec, state, new, decisions, now, trigger=monitor, actor="auto")
+            self._write_files(name)  # also retries a route file that failed before
+
+    def switch(self, name: str, to: str, *, reason: str, pin: bool, actor: str, now: datetime) -> dict[str, Any]:
+        """Manual switch to version `to` (pinned if `pin`); returns the outcome and the route."""
+        with self._lock:
+            spec, state = self._spec(name), self._states[name]
+            try:
+                new, decision = manual_switch(spec, state, to, reason=reason, pin=pin, actor=actor, now=now)
+            except ValueError as err:
+                raise ModelSwitchError(str(err)) from err
+            return self._manual(spec, state, new, decision, now, actor)
+
+    def restore(self, name: str, *, reason: str, actor: str, now: datetime) -> dict[str, Any]:
+        """Manual restore to the primary (and unpin)."""
+        with self._lock:
+            spec, state = self._spec(name), self._states[name]
+            new, decision = manual_restore(spec, state, reason=reason, actor=actor, now=now)
+            return self._manual(spec, state, new, decision, now, actor)
+
+    def unpin(self, name: str, *, actor: str, now: datetime) -> dict[str, Any]:
+        """Let automatic switching act on the model again."""
+        with self._lock:
+            spec, state = self._spec(name), self._states[name]
+            new, decision = manual_unpin(spec, state, actor=actor, now=now)
+            return self._manual(spec, state, new, decision, now, actor)
+
+    # -- views ------------------------------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def view(self, name: str) -> dict[str, Any]:
+        """The route plus what the API adds: dry-run decision, counts, actuation status."""
+        spec, state = self._spec(name), self._states[name]
+        return {**route(spec, state), "actor": state.actor, "dry_run": spec.dry_run,
+                "dry_run_active": state.dry_run_active, "breaching_runs": state.breaching_runs,
+                "clean_runs": state.clean_runs, "actuation": self._actuation(name, state)}
+
+    def history(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The audit trail of `name`, newest first."""
+        self._spec(name)
+        return self._store.model_history(name, limit)
+
+    def snapshot(self) -> list[tuple[ModelSpec, ModelState, dict[str, str]]]:
+        """Each model's spec, state and actuation status, for /metrics."""
+        with self._lock:
+            return [(spec, self._states[name], self._actuation(name, self._states[name]))
+                    for name, spec in self._specs.items()]
+
+    # -- internals ----------------------------------------------------------------------------------------------
+    def _spec(self, name: str) -> ModelSpec:
+        spec = self._specs.get(name)
+        if spec is None:
+            raise KeyError(name)
+        return spec
+
+    def _manual(self, spec: ModelSpec, old: ModelState, new: ModelState, decision: Decision, now: datetime,
+                actor: str) -> dict[str, Any]:
+        self._commit(spec, old, new, (decision,), now, trigger=None, actor=actor)
+        self._write_files(spec.name)
+        changed = new.state_version != old.state_version
+        message = decision.reason if isinstance(decision, NoChange) else (
+            f"{'would switch' if decision.dry_run else 'switched'} {decision.from_version} -> {decision.to_version}")
+        return {"changed": changed, "message": message, "model": self.view(spec.name)}
+
+    def _commit(self, spec: ModelSpec, old: ModelState, new: ModelState, decisions: Sequence[Decision],
+                now: datetime, *, trigger: str | None, actor: str) -> None:
+        """Persist `new` with its audit entries and deliveries in one transaction (nothing if nothing changed).
+
+        Every switch and every manual action is audited; automatic no-change decisions are only logged.
+        """
+        manual = trigger is None
+        history = [audit_entry(d, old, new, actor=actor, config_hash=self._config.fingerprint, now=now)
+                   for d in decisions if isinstance(d, Switch) or manual]
+        for d in decisions:
+            if isinstance(d, NoChange):
+                log.debug("model %s: no change (%s)", spec.name, d.reason)
+            else:
+                log.warning("model %s: %s %s -> %s (%s, by %s)%s", spec.name,
+                            "would switch" if d.dry_run else "switched", d.from_version, d.to_version, d.reason,
+                            d.actor, " [dry run]" if d.dry_run else "",
+                            extra={"model": spec.name, "to": d.to_version, "direction": d.direction})
+        if new == old and not history:
+            return
+        deliveries: list[tuple[str, str, dict[str, Any]]] = []
+        if new.active != old.active or new.pinned != old.pinned:
+            deliveries += self._route_deliveries(spec, new)
+        for d in decisions:
+            if isinstance(d, Switch) and not d.dry_run:
+                deliveries += self._switch_alerts(spec, new, d, trigger)
+        self._store.apply_model_change(spec.name, new.to_dict(), history, deliveries, now)
+        self._states[spec.name] = new
+
+    def _route_deliveries(self, spec: ModelSpec, state: ModelState) -> list[tuple[str, str, dict[str, Any]]]:
+        document = route(spec, state)
+        return [(route_delivery_id(spec.name, i, state.state_version), actuator_sink(spec.name, i), document)
+                for i, a in enumerate(self._config.models[spec.name].actuators) if a.kind == "webhook"]
+
+    def _switch_alerts(self, spec: ModelSpec, state: ModelState, switch: Switch,
+                       trigger: str | None) -> list[tuple[str, str, dict[str, Any]]]:
+        """A `ModelSwitched` notification to the sinks of the monitors feeding the model."""
+        monitors = self._config.model_monitors(spec.name)
+        sinks = sorted({sink for m in monitors for sink in self._config.alert_sinks(m)})
+        notification_id = hashlib.sha256(f"ModelSwitched:{spec.name}:{state.state_version}".encode()).hexdigest()[:32]
+        fallback = switch.direction == "fallback"
+        event = {
+            "event": "alert.firing" if fallback else "alert.resolved",
+            "notification_id": notification_id,
+            "alertname": "ModelSwitched",
+            "monitor": trigger or (monitors[0] if monitors else spec.name),
+            "subject": spec.name,
+            "feature": None,
+            "status": "firing" if fallback else "resolved",
+            "severity": "critical",
+            "reason": f"{switch.from_version} -> {switch.to_version}: {switch.reason}",
+            "started_at": state.since.isoformat(),
+            "at": switch.at.isoformat(),
+            "details": {"model": spec.name, "from": switch.from_version, "to": switch.to_version,
+                        "actor": switch.actor, "reason": switch.reason, "statistics": {}, **dict(switch.details)},
+            "links": {"report": f"{self._config.server.base_url}/api/v1/models/{spec.name}"},
+        }
+        return [("msg_" + hashlib.sha256(f"{notification_id}:{sink}".encode()).hexdigest()[:32], sink, event)
+                for sink in sinks]
+
+    def _write_files(self, name: str) -> None:
+        """Make every file actuator of `name` hold the current route; remember failures for the status."""
+        document = route(self._specs[name], self._states[name])
+        for i, actuator in enumerate(self._config.models[name].actuators):
+            if not isinstance(actuator, FileActuatorConfig):
+                continue
+            try:
+                current = json.loads(actuator.path.read_text()) if actuator.path.exists() else None
+                if current != document:
+                    write_route_file(actuator.path, document)
+                self._files[(name, i)] = "confirmed"
+            except (OSError, ValueError) as err:
+                self._files[(name, i)] = f"failed: {err}"
+                log.error("model %s: cannot write route file %s: %s", name, actuator.path, err)
+
+    def _actuation(self, name: str, state: ModelState) -> dict[str, str]:
+        status = {}
+        for i, actuator in enumerate(self._config.models[name].actuators):
+            label = f"{actuator.kind}:{i}"
+            if isinstance(actuator, FileActuatorConfig):
+                status[label] = self._files.get((name, i), "pending")
+                continue
+            delivery = self._store.delivery(route_delivery_id(name, i, state.state_version))
+            if delivery is None:
+                status[label] = "confirmed"  # this state version needed no delivery (e.g. a dry-run decision)
+            else:
+                status[label] = {"delivered": "confirmed", "dead": f"failed: {delivery.last_error}"}.get(
+                    delivery.status, "pending")
+        return status
+
+
+def audit_entry(decision: Decision, old: ModelState, new: ModelState, *, actor: str, config_hash: str,
+                now: datetime) -> dict[str, Any]:
+    """One audit-trail entry: time, actor, from, to, reason, the statistics that triggered it, config hash."""
+    if isinstance(decision, Switch):
+        return {"kind": "switch", "at": decision.at.isoformat(), "actor": decision.actor,
+                "from": decision.from_version, "to": decision.to_version, "direction": decision.direction,
+                "reason": decision.reason, "dry_run": decision.dry_run, "pinned": decision.pinned,
+                "details": dict(decision.details), "config_hash": config_hash, "state_version": new.state_version}
+    return {"kind": "no_change", "at": now.isoformat(), "actor": actor,
+            "from": old.decided, "to": new.decided, "direction": None, "reason": decision.reason, "dry_run": False,
+            "pinned": new.pinned, "details": {}, "config_hash": config_hash, "state_version": new.state_version}
