@@ -90,6 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
     silence.add_argument("--comment", default="")
     silence.set_defaults(func=cmd_alerts_silence)
 
+    models = commands.add_parser("models", help="fallback switching of a running daemon (through its API)")
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    for action, text in (("status", "the active version and state"), ("history", "the audit trail"),
+                         ("switch", "switch to a version by hand (pinned unless --no-pin)"),
+                         ("restore", "switch back to the primary and unpin"), ("unpin", "let automatic switching act")):
+        sub = model_commands.add_parser(action, help=text)
+        sub.add_argument("-c", "--config", type=Path, required=True)
+        sub.add_argument("--url", help="the daemon's base URL (default: from server in the config)")
+        sub.add_argument("name", nargs="?" if action == "status" else None, help="the model")
+        if action == "switch":
+            sub.add_argument("--to", required=True, help="the version to switch to")
+            sub.add_argument("--no-pin", dest="pin", action="store_false")
+        if action in ("switch", "restore"):
+            sub.add_argument("--reason", default=f"manual {action} from the CLI")
+        sub.set_defaults(func=cmd_models)
+
     demo = commands.add_parser("demo", help="run the daemon on synthetic data that starts drifting")
     demo.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 in a container)")
     demo.add_argument("--port", type=int, default=9108)
@@ -223,6 +239,42 @@ def cmd_alerts_silence(args: argparse.Namespace) -> int:
                                        alertname=args.alertname, comment=args.comment, now=now)
     print(f"silence #{silence_id} until {until.isoformat()}")
     return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """`driftwatch models ...`: call the running daemon's model API with the config's API token."""
+    import httpx
+
+    config = load_config(args.config)
+    server = config.server
+    host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
+    base = (args.url or server.external_url or f"http://{host}:{server.port}").rstrip("/")
+    token = server.api_token.get_secret_value() if server.api_token else None
+    read = server.read_token.get_secret_value() if server.read_token else token
+    path = "/api/v1/models" + (f"/{args.name}" if args.name else "")
+    body: dict[str, object] = {"actor": "cli"}
+    if args.models_command == "switch":
+        body.update(to=args.to, pin=args.pin, reason=args.reason)
+    elif args.models_command == "restore":
+        body.update(reason=args.reason)
+    try:
+        if args.models_command in ("status", "history"):
+            suffix = "/history" if args.models_command == "history" else ""
+            response = httpx.get(base + path + suffix, headers=_bearer(read), timeout=30)
+        else:
+            response = httpx.post(f"{base}{path}/{args.models_command}", json=body, headers=_bearer(token),
+                                  timeout=30)
+    except httpx.HTTPError as err:
+        raise DriftwatchError(f"cannot reach the daemon at {base}: {err}") from err
+    data = response.json()
+    if response.status_code >= 400:
+        raise DriftwatchError(f"{response.status_code}: {data.get('error', data)}")
+    print(json.dumps(data, indent=2))
+    return EXIT_OK
+
+
+def _bearer(token: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"} if token else {}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

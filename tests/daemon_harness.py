@@ -55,6 +55,16 @@ class DaemonProcess:
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode()
 
+    def post_json(self, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        """Status and body of POST `path` with a JSON body."""
+        request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), method="POST",
+                                         headers={"content-type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read().decode())
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
     def json(self, path: str) -> Any:
         status, body = self.get(path)
         assert status == 200, f"GET {path}: {status} {body}\n{self.log()}"

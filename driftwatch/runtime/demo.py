@@ -1,8 +1,10 @@
 """`driftwatch demo`: a synthetic reference, a production stream that starts drifting, and the daemon on them.
 
 Everything is written under one work folder: `reference/train.parquet`, `prod/batch-*.parquet` (a file every
-2 seconds, 100 rows a second) and `driftwatch.yaml`. After `drift_after` the stream's `age`, `income` and
-`plan` drift further every second, so the monitor goes ok -> warning -> critical within about a minute.
+2 seconds, 100 rows a second) and `driftwatch.yaml`. After `drift_after` the stream's `age`, then `income` and
+`plan`, drift further every second, so the monitor goes ok -> warning -> critical within about a minute, the
+alerts fire (to the log), and model `churn` falls back from churn-v3 to churn-v2 (route in
+`state/routes/churn.json`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ PLANS = ["basic", "standard", "premium"]
 REGIONS = ["north", "south", "east", "west"]
 
 CONFIG = """\
-# Written by `driftwatch demo`: one monitor on a local parquet stream, checked every 10 seconds.
+# Written by `driftwatch demo`: one monitor on a local parquet stream, checked every 10 seconds, feeding a
+# model that falls back to churn-v2 on critical drift; alerts go to the log.
 server: {{host: {host}, port: {port}}}
 state: {{path: state/driftwatch.db}}
 sources:
@@ -39,6 +42,18 @@ monitors:
     window: 30s
     min_rows: 200
     features: {{numeric: [age, income, tenure_months], categorical: [plan, region]}}
+models:
+  churn:
+    primary: churn-v3
+    fallbacks: [churn-v2, churn-rules]
+    switch: {{on: critical, after_runs: 2, min_dwell: 2m}}
+    restore: {{after_runs: 6}}
+    actuators:
+      - {{kind: file, path: state/routes/churn.json}}
+alerting:
+  sinks:
+    console: {{kind: log}}
+  defaults: {{for_runs: 2, resolve_after_runs: 2, repeat_interval: 30m}}
 """
 
 
