@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -12,7 +12,7 @@ import numpy.typing as npt
 from driftwatch.core.policy import Policy, evaluate, summarise
 from driftwatch.core.profile import FeatureProfile, NumericProfile, Profile
 from driftwatch.core.report import FeatureStats, Report
-from driftwatch.core.stats import categorical_stats, numeric_stats
+from driftwatch.core.stats import SMALL_BATCH_RATIO, categorical_stats, numeric_stats
 
 
 def compare(
@@ -26,15 +26,20 @@ def compare(
 ) -> Report:
     """Drift report of `batch` (column name -> values) against `profile` under `policy`.
 
-    Features run on a small thread pool (`workers`, default: the CPU count): numpy's sort and
-    searchsorted release the GIL. Raises KeyError naming a profiled feature the batch lacks.
+    Features run on a small thread pool, largest first (`workers`; default: the CPU count when the
+    batch holds at least `PARALLEL_MIN_WORK` values and merge steps in all, else one thread, since
+    starting threads costs more than a small batch): numpy's sort, searchsorted and most array
+    operations release the GIL. Raises KeyError naming a profiled feature the batch lacks.
     """
     policy = policy or Policy()
     missing = [name for name in profile.features if name not in batch]
     if missing:
         raise KeyError(f"batch has no column {', '.join(map(repr, missing))}")
-    features = list(profile.features.values())
-    workers = max(1, min(workers or os.cpu_count() or 1, len(features)))
+    features = sorted(profile.features.values(), key=lambda f: _work(f, batch[f.name]), reverse=True)
+    if workers is None:
+        total = sum(_work(f, batch[f.name]) for f in features)
+        workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_WORK else 1
+    workers = max(1, min(workers, len(features)))
     epsilon = profile.settings.epsilon
 
     def stats_of(feature: FeatureProfile) -> FeatureStats:
@@ -42,13 +47,29 @@ def compare(
             return numeric_stats(feature, batch[feature.name], epsilon)
         return categorical_stats(feature, batch[feature.name], epsilon)
 
+    # largest work first, so that no big feature starts last on an otherwise idle pool
     if workers == 1:
-        stats = [stats_of(f) for f in features]
+        computed = [stats_of(f) for f in features]
     else:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="driftwatch-stats") as pool:
-            stats = list(pool.map(stats_of, features))
+            computed = list(pool.map(stats_of, features))
+    by_name = {s.name: s for s in computed}
+    stats = [by_name[name] for name in profile.features]
     rows = max((s.rows for s in stats), default=0)
     report = summarise(evaluate(stats, policy), policy, reference_rows=profile.rows, current_rows=rows)
     start, end = window or (None, None)
     return Report(report.features, report.reference_rows, report.current_rows, report.status,
                   report.severity, report.drift_share, monitor, start, end, report.reason)
+
+
+#: Default to one thread below this much work (batch values, plus reference values merged).
+PARALLEL_MIN_WORK = 200_000
+
+
+def _work(feature: FeatureProfile, values: npt.ArrayLike) -> int:
+    """Rough cost of one feature: its batch size, plus the reference size when the merge path is taken."""
+    size = len(values) if isinstance(values, Sized) else 1
+    if isinstance(feature, NumericProfile):
+        reference = feature.sorted_values.size
+        return size + (reference if size * SMALL_BATCH_RATIO > reference else 0)
+    return size

@@ -75,30 +75,131 @@ def ks_pvalue(statistic: float, n: int, m: int) -> float:
 
 
 def ks_and_wasserstein(
-    reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]
+    reference: npt.NDArray[np.float64],
+    current: npt.NDArray[np.float64],
+    reference_integral: npt.NDArray[np.float64] | None = None,
 ) -> tuple[float, float]:
     """KS statistic (as `scipy.stats.ks_2samp`) and Wasserstein-1 distance of two SORTED samples.
 
-    One merge: each value's position in the merged order gives both empirical CDFs at every point.
+    A batch much smaller than the reference (`SMALL_BATCH_RATIO`) costs O(m log n): binary searches of
+    its distinct values into the reference, and, given `reference_integral` (see
+    `NumericProfile.integral`), the Wasserstein integral from prefix sums. Otherwise one linear merge.
     """
     n, m = reference.size, current.size
-    # Current values go after equal reference values, so counts at a tie group's last position are
-    # the right-continuous CDFs that scipy evaluates.
-    positions = np.searchsorted(reference, current, side="right") + np.arange(m)
-    is_current = np.zeros(n + m, dtype=bool)
-    is_current[positions] = True
-    merged = np.empty(n + m)
-    merged[positions] = current
-    merged[~is_current] = reference
-    current_cdf = np.cumsum(is_current) / m
-    reference_cdf = (np.arange(1, n + m + 1) - np.cumsum(is_current)) / n
+    if m * SMALL_BATCH_RATIO <= n:
+        statistic = _ks_by_search(reference, current)
+        if reference_integral is not None:
+            return statistic, _wasserstein_by_prefix(reference, current, reference_integral)
+        return statistic, _ks_and_wasserstein_by_merge(reference, current)[1]
+    return _ks_and_wasserstein_by_merge(reference, current)
+
+
+#: A batch of m values against a reference of n takes the O(m log n) path when m * ratio <= n.
+SMALL_BATCH_RATIO = 16
+
+
+def _ks_and_wasserstein_by_merge(
+    reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]
+) -> tuple[float, float]:
+    """KS and Wasserstein from one merge of the two sorted samples (linear: timsort merges two runs).
+
+    The reference goes first, so a stable sort puts equal values reference-before-current and the
+    counts at a tie group's last position are the right-continuous CDFs that scipy evaluates. After i
+    reference and j batch values, F_R - F_C = e / (n*m) with e = i*m - j*n, an integer that grows by m
+    at a reference value and falls by n at a batch value: one cumulative sum (exact in float64 below
+    2**53) gives it everywhere. KS takes its extremes at tie-group ends and computes D in float from
+    the counts there, as scipy does; Wasserstein is the sum of |e| times the gaps (zero inside a group).
+    """
+    n, m = reference.size, current.size
+    buffer = np.concatenate((reference, current))
+    order = np.argsort(buffer, kind="stable")
+    merged = buffer[order]
+    from_current = order >= n
+    del order
+    scaled = np.multiply(from_current, -float(n + m), out=buffer)  # reuses the concatenation's memory
+    del from_current
+    scaled += m
+    np.cumsum(scaled, out=scaled)  # e after each merged position; e[-1] == 0
+    group_ends = merged[1:] != merged[:-1]  # tie-group ends (the last position is one too)
+    high = float(np.max(scaled[:-1], where=group_ends, initial=0.0))
+    low = float(np.min(scaled[:-1], where=group_ends, initial=0.0))
+    del group_ends
+    statistic = _ks_from_extremes(_cdf_difference(scaled, high, n, m), _cdf_difference(scaled, low, n, m))
     gaps = np.diff(merged)
-    diffs = reference_cdf - current_cdf
-    group_ends = np.flatnonzero(gaps != 0)
-    at_ends = np.concatenate((diffs[group_ends], diffs[-1:]))
-    statistic = max(float(np.max(at_ends)), float(np.clip(-np.min(at_ends), 0, 1)))
-    wasserstein = float(np.dot(np.abs(diffs[:-1]), gaps))
+    del merged
+    np.abs(scaled, out=scaled)
+    wasserstein = float(np.dot(scaled[:-1], gaps)) / n / m
     return statistic, wasserstein
+
+
+def _cdf_difference(scaled: npt.NDArray[np.float64], value: float, n: int, m: int) -> float:
+    """F_R - F_C in scipy's float arithmetic (i/n - j/m) at the first position where e equals `value`."""
+    position = int(np.argmax(scaled == value)) + 1 if value != 0 else 0  # e == 0 gives 0.0 exactly
+    if position == 0:
+        return 0.0
+    j = (position * m - round(value)) // (n + m)
+    return (position - j) / n - j / m
+
+
+def _ks_from_extremes(max_diff: float, min_diff: float) -> float:
+    """scipy's D from the largest and smallest F_R - F_C: max(maxS, clip(-minS, 0, 1))."""
+    return max(max_diff, min(max(-min_diff, 0.0), 1.0))
+
+
+def _current_groups(current: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """The distinct values of a sorted sample and the number of values <= each (its tie group's end + 1)."""
+    ends = np.append(np.flatnonzero(current[1:] != current[:-1]), current.size - 1)
+    return current[ends], ends + 1
+
+
+def _ks_by_search(reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]) -> float:
+    """KS statistic by binary search of the batch's distinct values into the sorted reference.
+
+    F_R - F_C only rises at reference values and only falls at batch values, so its minimum over the
+    pooled values is at a batch value u (right-continuous counts) and its maximum just below one
+    (the last pooled value before u: reference count `left` of u, batch count of the previous group).
+    """
+    n, m = reference.size, current.size
+    distinct, upto = _current_groups(current)
+    before = np.concatenate(([0], upto[:-1]))
+    left = np.searchsorted(reference, distinct, side="left")
+    right = np.searchsorted(reference, distinct, side="right")
+    max_diff = float(np.max(left / n - before / m))
+    min_diff = float(np.min(right / n - upto / m))
+    return _ks_from_extremes(max_diff, min_diff)
+
+
+def _wasserstein_by_prefix(
+    reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64], integral: npt.NDArray[np.float64]
+) -> float:
+    """Wasserstein-1 = integral of |F_R - F_C|, piece by piece between the batch's distinct values.
+
+    On a piece [lo, hi) F_C is a constant a = s/m; F_R < a left of x* (the reference value of rank
+    ceil(s*n/m)) and >= a from there, so the piece is a*(x'-lo) - (I(x')-I(lo)) + (I(hi)-I(x')) - a*(hi-x')
+    with x* clipped to the piece and I the integral of F_R, from the reference's prefix sums.
+    """
+    n, m = reference.size, current.size
+    distinct, upto = _current_groups(current)
+    bounds = np.concatenate(([min(reference[0], distinct[0])], distinct, [max(reference[-1], distinct[-1])]))
+    below = np.concatenate(([0], upto))  # batch count on each piece [bounds[k], bounds[k + 1])
+    lo, hi = bounds[:-1], bounds[1:]
+    rank = (below * n + m - 1) // m  # ceil(s * n / m): F_R >= s/m from the value of this rank on
+    crossing = np.where(rank > 0, reference[np.maximum(rank - 1, 0)], lo)
+    crossing = np.minimum(np.maximum(crossing, lo), hi)
+    level = below * (n / m)  # a * n
+    at_bounds = _scaled_integral(reference, integral, bounds)
+    at_crossing = _scaled_integral(reference, integral, crossing)
+    pieces = level * ((crossing - lo) - (hi - crossing)) + at_bounds[:-1] + at_bounds[1:] - 2 * at_crossing
+    return float(np.sum(pieces)) / n
+
+
+def _scaled_integral(
+    reference: npt.NDArray[np.float64], integral: npt.NDArray[np.float64], x: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """n * the integral of F_R from -inf to each x (`integral[k]` is it at reference[k])."""
+    count = np.searchsorted(reference, x, side="right")
+    last = np.maximum(count - 1, 0)
+    return np.where(count > 0, integral[last] + count * (x - reference[last]), 0.0)
 
 
 def numeric_stats(profile: NumericProfile, values: npt.ArrayLike, epsilon: float = 1e-4) -> FeatureStats:
@@ -109,7 +210,9 @@ def numeric_stats(profile: NumericProfile, values: npt.ArrayLike, epsilon: float
         return FeatureStats(profile.name, "numeric", "insufficient_data", rows, missing_share)
     current.sort()
     counts = bin_counts(current, profile.edges)
-    statistic, wasserstein = ks_and_wasserstein(profile.sorted_values, current)
+    reference = profile.sorted_values
+    small = current.size * SMALL_BATCH_RATIO <= reference.size
+    statistic, wasserstein = ks_and_wasserstein(reference, current, profile.integral if small else None)
     std = profile.std
     return FeatureStats(
         profile.name, "numeric", "ok", rows, missing_share,

@@ -41,17 +41,38 @@ class CategoryCounts:
 
 
 def category_counts(values: npt.ArrayLike) -> CategoryCounts:
-    """Count the categories of a column (hash-based through pandas; categories named by `str`)."""
-    series = values if isinstance(values, pd.Series) else pd.Series(np.ravel(np.asarray(values, dtype=object)))
-    tallied = series.value_counts(dropna=True, sort=False)
+    """Count the categories of a column (hash-based: `pandas.factorize` then `numpy.bincount`).
+
+    Categories are named by `category_label`; values that factorize to one category, or whose labels
+    coincide (1 and 1.0), are counted together. Unobserved levels of a pandas Categorical are not counted.
+    """
+    column: pd.Series | npt.NDArray[np.generic]
+    if isinstance(values, pd.Series):
+        column = values
+    else:
+        # a numpy array of numbers or booleans factorizes natively (its uniques become Python scalars below);
+        # anything else as Python objects, as given (a list is not coerced to one dtype, an object array is
+        # not inferred as strings before hashing)
+        native = isinstance(values, np.ndarray) and values.dtype.kind in "biuf"
+        column = np.ravel(values) if native else np.ravel(np.asarray(values, dtype=object))
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    tallies = np.bincount(codes + 1, minlength=len(uniques) + 1)[1:]  # code -1 is missing
     merged: dict[str, int] = {}
-    for key, count in zip(tallied.index, tallied.to_numpy(), strict=True):
-        if count == 0:  # unobserved levels of a pandas Categorical
+    for key, count in zip(_python_scalars(uniques), tallies.tolist(), strict=True):
+        if count == 0:
             continue
         label = category_label(key)
-        merged[label] = merged.get(label, 0) + int(count)
+        merged[label] = merged.get(label, 0) + count
     counted = sum(merged.values())
-    return CategoryCounts(dict(sorted(merged.items())), int(series.size), int(series.size) - counted)
+    rows = len(column)
+    return CategoryCounts(dict(sorted(merged.items())), rows, rows - counted)
+
+
+def _python_scalars(uniques: object) -> list[object]:
+    """The factorized uniques as Python objects (numpy scalars become int, float, bool or str)."""
+    if isinstance(uniques, np.ndarray):
+        return list(uniques.tolist())
+    return [item.item() if isinstance(item, np.generic) else item for item in uniques]  # type: ignore[attr-defined]
 
 
 def category_label(value: object) -> str:

@@ -116,8 +116,8 @@ class Dispatcher:
                        retry_after=None)
             return
         self._store.mark_delivered(delivery.id, self._clock())
-        log.info("delivered %s to sink %r after %d attempt(s)", delivery.delivery_id, delivery.sink,
-                 delivery.attempts + 1)
+        log.log(logging.INFO if delivery.attempts else logging.DEBUG, "delivered %s to sink %r after %d attempt(s)",
+                delivery.delivery_id, delivery.sink, delivery.attempts + 1)
         self._report(delivery.sink, DELIVERED)
 
     def _fail(

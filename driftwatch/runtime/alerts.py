@@ -140,7 +140,7 @@ class Alerting:
                         continue
                     deliveries.append((delivery_id(notify.notification_id, sink), sink, event))
                 if notify.reason != "refresh":
-                    log.warning("alert %s %s (%s, %s)", notify.key.to_str(), notify.status, notify.severity.label,
+                    log.info("alert %s %s (%s, %s)", notify.key.to_str(), notify.status, notify.severity.label,
                                 notify.reason, extra={"alert": notify.key.to_str(), "status": notify.status})
             changes: dict[str, dict[str, Any] | None] = {
                 k.to_str(): None for k in before if k not in after

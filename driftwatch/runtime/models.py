@@ -263,7 +263,8 @@ class Models:
             "started_at": state.since.isoformat(),
             "at": switch.at.isoformat(),
             "details": {"model": spec.name, "from": switch.from_version, "to": switch.to_version,
-                        "actor": switch.actor, "reason": switch.reason, "statistics": {}, **dict(switch.details)},
+                        "actor": switch.actor, "reason": switch.reason, "statistics": {},
+                        "trigger": dict(switch.details)},
             "links": {"report": f"{self._config.server.base_url}/api/v1/models/{spec.name}"},
         }
         return [("msg_" + hashlib.sha256(f"{notification_id}:{sink}".encode()).hexdigest()[:32], sink, event)
