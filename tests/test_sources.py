@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from conftest import free_port, require_binary
+from conftest import free_port
+from servers import postgres_server
 from sqlalchemy.engine import make_url
 
 from driftwatch.errors import SchemaMismatch, SourceError, SourceUnavailable
@@ -489,40 +485,8 @@ def test_read_reference_errors(tmp_path: Path, name: str, content: bytes | None,
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL server (session zone Asia/Tokyo, to catch zone mistakes) on a free port."""
-    initdb, postgres = require_binary("initdb"), require_binary("postgres")
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        as_user = [require_binary("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"]
-    root = Path(tempfile.mkdtemp(prefix="driftwatch-pg-"))  # not under tmp_path: its parents are private to root
-    if as_user:
-        os.chown(root, 65534, 65534)
-    port = free_port()
-    server = None
-    try:
-        subprocess.run([*as_user, initdb, "-D", str(root / "data"), "-U", "dw", "--auth=trust"],
-                       check=True, capture_output=True, env={**os.environ, "HOME": str(root)})
-        server = subprocess.Popen(
-            [*as_user, postgres, "-D", str(root / "data"), "-p", str(port), "-k", str(root), "-h", "127.0.0.1",
-             "-c", "timezone=Asia/Tokyo"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        url = f"postgresql+psycopg://dw:s3cret@127.0.0.1:{port}/postgres"
-        engine = sa.create_engine(url)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with engine.connect():
-                    break
-            except sa.exc.OperationalError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.2)
-        engine.dispose()
+    with postgres_server(timezone="Asia/Tokyo") as url:
         yield url
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.integration
