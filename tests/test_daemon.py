@@ -142,3 +142,18 @@ def test_readyz_and_unknown_monitor(daemon: DaemonProcess) -> None:
     status, body = daemon.get("/api/v1/monitors/nope/report")
     assert status == 404
     assert json.loads(body)["error"] == "unknown monitor 'nope'"
+
+
+@pytest.mark.integration
+def test_real_exposition_passes_promtool(daemon: DaemonProcess) -> None:
+    """The daemon's own /metrics, with every kind of monitor outcome in it, passes `promtool check metrics`."""
+    from conftest import require_binary
+
+    promtool = require_binary("promtool")
+    daemon.wait_ready()
+    daemon.wait_for(lambda: ran_all(daemon), "a run of every monitor")
+    status, body = daemon.get("/metrics")
+    assert status == 200 and "driftwatch_feature_psi" in body
+    done = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "" and done.stderr.strip() == ""
