@@ -219,3 +219,31 @@ def test_fingerprint_distinguishes_feature_kinds_and_names():
     numeric = build_profile({"a": values}, numeric=["a"]).fingerprint
     assert build_profile({"a": values}, categorical=["a"]).fingerprint != numeric
     assert build_profile({"b": values}, numeric=["b"]).fingerprint != numeric
+
+
+def test_std_is_computed_once_and_survives_loading(tmp_path):
+    """NumericProfile.std equals np.std of the values, is cached, and a loaded profile gives the same."""
+    profile = _profile()
+    loaded = profile_from_arrays(_saved(profile, tmp_path))
+    for name in ("x", "n"):
+        feature, other = profile.features[name], loaded.features[name]
+        assert isinstance(feature, NumericProfile) and isinstance(other, NumericProfile)
+        assert feature.std == float(np.std(feature.sorted_values))
+        assert "std" in vars(feature), "computed at build, not on every comparison"
+        assert other.std == feature.std
+        assert feature.std is feature.std
+
+
+def test_integral_prefix_sums_are_read_only_and_exact():
+    """NumericProfile.integral[k] is n * the integral of the reference CDF up to value k (read-only)."""
+    values = np.array([-3.0, -1.0, -1.0, 0.5, 2.0, 10.0])
+    feature = build_profile({"x": values}, numeric=["x"]).features["x"]
+    assert isinstance(feature, NumericProfile)
+    expected = [0.0]
+    for k in range(1, values.size):
+        expected.append(expected[-1] + k * (values[k] - values[k - 1]))
+    np.testing.assert_allclose(feature.integral, expected, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError):
+        feature.integral[0] = 1.0
+    empty = build_profile({"x": np.array([np.nan])}, numeric=["x"]).features["x"]
+    assert isinstance(empty, NumericProfile) and empty.integral.size == 0 and empty.std == 0.0

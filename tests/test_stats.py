@@ -671,3 +671,125 @@ def test_property_chunked_bin_counts_equal_whole(reference, values, cuts):
     for a, b in zip(bounds, bounds[1:], strict=False):
         total += bin_counts(np.sort(values[a:b]), edges)
     assert total.tolist() == bin_counts(np.sort(values), edges).tolist() == ref_counts(values, edges.tolist())
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast paths: the merge (large batches) and binary search + prefix sums (small batches) agree with scipy
+# --------------------------------------------------------------------------------------------------
+
+from driftwatch.core import stats as stats_module  # noqa: E402
+from driftwatch.core.compare import compare  # noqa: E402
+
+
+def _both_paths(reference: np.ndarray, current: np.ndarray) -> list[tuple[float, float]]:
+    """(KS, Wasserstein) of the merge path and of the search + prefix-sum path, on sorted copies."""
+    profile = numeric_profile(reference)
+    ref, cur = profile.sorted_values, np.sort(finite(current))
+    merge = stats_module._ks_and_wasserstein_by_merge(ref, cur)
+    search = (stats_module._ks_by_search(ref, cur), stats_module._wasserstein_by_prefix(ref, cur, profile.integral))
+    return [merge, search]
+
+
+def _signed_zeros(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    values = rng.choice(np.array([-0.0, 0.0, 1.0, -1.0, 2.5]), n)
+    return values
+
+
+FAST_PATH_CASES = [
+    pytest.param(_normal(20_000), _normal(100, 0.2, 1), id="small-batch-continuous"),
+    pytest.param(_normal(20_000), _normal(20_000, 0.01, 1), id="equal-sizes"),
+    pytest.param(_ints(20_000, 7), _ints(50, 9, 1), id="small-batch-integer-ties"),
+    pytest.param(_ints(5_000, 7), _ints(5_000, 7, 1), id="equal-sizes-integer-ties"),
+    pytest.param(_zero_inflated(10_000, 0.6), _zero_inflated(300, 0.3, 1), id="many-zeros"),
+    pytest.param(_signed_zeros(3_000, 0), _signed_zeros(40, 1), id="signed-zeros-small"),
+    pytest.param(_signed_zeros(3_000, 0), _signed_zeros(3_000, 1), id="signed-zeros-equal"),
+    pytest.param(np.full(1_000, -0.0), np.full(10, 0.0), id="minus-zero-vs-zero"),
+    pytest.param(_normal(10_000) + 1e6, _normal(100, 0.1, 1) + 1e6, id="large-offset"),
+    pytest.param(np.exp(_normal(10_000)), np.exp(_normal(200, 0.3, 1)), id="skewed"),
+    pytest.param(_normal(5_000), _normal(30, 9.0, 1), id="batch-above-reference"),
+    pytest.param(_normal(5_000), _normal(30, -9.0, 1), id="batch-below-reference"),
+    pytest.param(_normal(5_000), np.array([0.0]), id="one-value-batch"),
+    pytest.param(np.array([1.0, 1.0, 2.0, 3.0]), np.array([1.0]), id="tiny"),
+    pytest.param(np.array([3.0]), np.array([1.0, 3.0, 5.0]), id="single-reference-value"),
+    pytest.param(np.full(400, 2.0), np.array([2.0, 2.0]), id="constant-equal"),
+]
+
+
+@pytest.mark.parametrize(("reference", "current"), FAST_PATH_CASES)
+def test_fast_paths_match_scipy(reference, current):
+    """Both KS/Wasserstein paths equal scipy: KS to 1e-12, Wasserstein to 1e-9 relative."""
+    expected_ks = scipy_ks(reference, current).statistic
+    expected_w = scipy.stats.wasserstein_distance(reference, current)
+    for statistic, wasserstein in _both_paths(reference, current):
+        assert statistic == pytest.approx(expected_ks, abs=1e-12)
+        assert wasserstein == pytest.approx(expected_w, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize(("reference", "current"), FAST_PATH_CASES)
+def test_numeric_stats_on_either_side_of_the_crossover(reference, current, monkeypatch):
+    """numeric_stats gives scipy's KS and Wasserstein / std whichever path the batch size selects."""
+    for ratio in (1, 10**9):  # 10**9: every batch takes the merge; 1: every batch the search path
+        monkeypatch.setattr(stats_module, "SMALL_BATCH_RATIO", ratio)
+        stats = numeric_stats(numeric_profile(reference), current)
+        assert stats.ks_statistic == pytest.approx(scipy_ks(reference, current).statistic, abs=1e-12)
+        if np.std(reference) > 0:
+            expected = scipy.stats.wasserstein_distance(reference, current) / np.std(reference)
+            assert stats.wasserstein == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_merge_of_identical_samples_is_exactly_zero():
+    """The merge path gives KS == 0.0 and Wasserstein == 0.0 exactly for a batch equal to the reference."""
+    values = np.sort(np.concatenate((_normal(1000), _ints(500, 3), [-0.0, 0.0, 0.0])))
+    assert stats_module._ks_and_wasserstein_by_merge(values, values.copy()) == (0.0, 0.0)
+
+
+signed = st.lists(st.sampled_from([-0.0, 0.0, 1.0, -2.0, 3.5]), min_size=1, max_size=30).map(
+    lambda xs: np.array(xs, dtype=float)
+)
+
+
+@PROPS
+@given(reference=st.one_of(samples, signed), current=st.one_of(samples, signed))
+def test_property_fast_paths_match_scipy(reference, current):
+    """Merge and search paths equal scipy for any pair (ties and signed zeros included)."""
+    expected_ks = scipy_ks(reference, current).statistic
+    expected_w = scipy.stats.wasserstein_distance(reference, current)
+    scale = max(1.0, float(np.max(np.abs(np.concatenate((reference, current))))))
+    for statistic, wasserstein in _both_paths(reference, current):
+        assert statistic == pytest.approx(expected_ks, abs=1e-12)
+        assert wasserstein == pytest.approx(expected_w, rel=1e-9, abs=1e-12 * scale)
+
+
+def test_category_counts_of_numeric_and_boolean_arrays():
+    """Numeric arrays count natively with the same labels as objects: whole floats as ints, NaN missing."""
+    floats = category_counts(np.array([1.0, 1.0, 2.5, np.nan, -0.0, 0.0, 3.0]))
+    assert dict(floats.counts) == {"0": 2, "1": 2, "2.5": 1, "3": 1}
+    assert (floats.rows, floats.missing) == (7, 1)
+    objects = category_counts(np.array([1, 1.0, 2.5, None, -0.0, 0, 3.0], dtype=object))
+    assert dict(objects.counts) == dict(floats.counts)
+    assert dict(category_counts(np.array([3, 1, 3])).counts) == {"1": 1, "3": 2}
+    assert dict(category_counts(np.array([True, False, True])).counts) == {"False": 1, "True": 2}
+
+
+def test_category_counts_of_lists_and_pandas_columns():
+    """A list keeps its objects (NaN stays missing), Categorical drops unobserved levels, Series count."""
+    listed = category_counts(["a", float("nan"), "b", "a", None])
+    assert (dict(listed.counts), listed.rows, listed.missing) == ({"a": 2, "b": 1}, 5, 2)
+    levels = pd.Series(pd.Categorical(["a", "b", None, "a"], categories=["a", "b", "z"]))
+    counted = category_counts(levels)
+    assert (dict(counted.counts), counted.rows, counted.missing) == ({"a": 2, "b": 1}, 4, 1)
+    strings = category_counts(pd.Series(["x", None, "y", "x"], dtype="string"))
+    assert (dict(strings.counts), strings.missing) == ({"x": 2, "y": 1}, 1)
+
+
+def test_compare_default_workers_and_order_match_one_thread():
+    """The default pool (largest feature first) gives the same report, in profile order, as workers=1."""
+    rng = np.random.default_rng(11)
+    labels = np.array(["a", "b", "c"], dtype=object)
+    reference = {"small": rng.normal(size=300), "big": rng.normal(size=150_000), "c": labels[rng.integers(0, 3, 900)]}
+    batch = {"small": rng.normal(size=50), "big": rng.normal(0.1, 1, 150_000), "c": labels[rng.integers(0, 3, 90)]}
+    profile = build_profile(reference, numeric=["small", "big"], categorical=["c"])
+    pooled, single = compare(profile, batch), compare(profile, batch, workers=1)
+    assert [r.name for r in pooled.features] == ["small", "big", "c"]
+    assert pooled.to_dict() == single.to_dict()

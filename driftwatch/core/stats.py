@@ -1,7 +1,10 @@
 """Drift statistics of one feature: a reference profile and the batch's values in, `FeatureStats` out.
 
 Numeric features cost one sort of the batch: PSI and Jensen-Shannon counts come from `searchsorted` of
-the bin edges into it, and KS and Wasserstein from one merge with the pre-sorted reference.
+the bin edges into it, and KS and Wasserstein from one linear merge with the pre-sorted reference
+(a stable argsort of the two concatenated runs) or, for a batch at least `SMALL_BATCH_RATIO` times
+smaller than the reference, from binary searches of the batch's distinct values into the reference
+and the profile's prefix sums (`NumericProfile.integral`): O(m log n), no pass over the reference.
 
 KS p-value, by sample sizes n (reference) and m (batch):
 - both <= 10,000: scipy's exact p-value (scipy's own `method="auto"` choice; where scipy's exact

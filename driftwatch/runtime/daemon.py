@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from driftwatch.runtime.models import Models
 from driftwatch.runtime.monitor import Monitor, RunResult, open_sources, prepare_monitor, run_monitor
 from driftwatch.runtime.scheduler import make_scheduler, schedule_monitor
 from driftwatch.runtime.status import MonitorStatus
-from driftwatch.runtime.store import Store
+from driftwatch.runtime.store import RunRecord, Store
 
 log = logging.getLogger("driftwatch.daemon")
 
@@ -63,7 +64,8 @@ class Daemon:
                                      on_outcome=self.notification_outcomes)
         self.reload_ok = True
         self._lock = threading.Lock()
-        self._statuses: Mapping[str, MonitorStatus] = self._initial_statuses(self.monitors, {})
+        self._statuses: Mapping[str, MonitorStatus] = self._initial_statuses(self.monitors, {},
+                                                                             self.store.last_runs())
         self._runs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="driftwatch-run")
         self.scheduler = make_scheduler()
         self.registry = metrics_registry(DriftCollector(self.statuses, version=__version__,
@@ -104,7 +106,7 @@ class Daemon:
             raise err if isinstance(err, ConfigError) else ConfigError(str(err)) from err
         with self._lock:
             self.config, self.monitors = config, monitors
-            self._statuses = self._initial_statuses(monitors, self._statuses)
+            self._statuses = self._initial_statuses(monitors, self._statuses, {})
         notifiers = build_notifiers(config)
         self.alerting.update_notifiers(notifiers)
         self.models.update_config(config, datetime.now(UTC))
@@ -160,8 +162,6 @@ class Daemon:
             current = self._statuses.get(monitor.name) or MonitorStatus(monitor.name, "")
             status = current.after_run(result.outcome, finished=finished, seconds=seconds, report=result.report,
                                        error=result.error)
-            if status.reference_rows is None:
-                status = status.__class__(**{**status.__dict__, "reference_rows": monitor.profile.rows})
             self._statuses = {**self._statuses, monitor.name: status}
         log_result(monitor.name, result, seconds)
         try:
@@ -199,21 +199,16 @@ class Daemon:
         for name, monitor in self.monitors.items():
             schedule_monitor(self.scheduler, name, monitor.config.schedule.trigger(), self.run_once)
 
-    def _initial_statuses(self, monitors: Mapping[str, Monitor],
-                          previous: Mapping[str, MonitorStatus]) -> dict[str, MonitorStatus]:
+    @staticmethod
+    def _initial_statuses(monitors: Mapping[str, Monitor], previous: Mapping[str, MonitorStatus],
+                          last_runs: Mapping[str, RunRecord]) -> dict[str, MonitorStatus]:
+        """Statuses for `monitors`: kept from `previous` (a reload), else seeded from the stored last run."""
         statuses = {}
-        last = self.store.last_runs() if not previous and hasattr(self, "store") else {}
         for name, monitor in monitors.items():
-            schedule = monitor.config.schedule.describe()
-            if name in previous:
-                statuses[name] = previous[name].__class__(**{**previous[name].__dict__, "schedule": schedule,
-                                                             "reference_rows": monitor.profile.rows})
-            else:
-                record = last.get(name)
-                statuses[name] = MonitorStatus(
-                    name, schedule, reference_rows=monitor.profile.rows,
-                    last_run=record.finished_at if record else None,
-                    last_success=None)
+            record = last_runs.get(name)
+            base = previous.get(name) or MonitorStatus(name, "", last_run=record.finished_at if record else None)
+            statuses[name] = replace(base, schedule=monitor.config.schedule.describe(),
+                                     reference_rows=monitor.profile.rows)
         return statuses
 
 
