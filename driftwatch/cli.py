@@ -6,9 +6,10 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from driftwatch import __version__
 from driftwatch.config import load_config, parse_duration
@@ -53,34 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the daemon")
-    run.add_argument("-c", "--config", type=Path, required=True)
-    run.set_defaults(func=cmd_run)
+    add_command(commands, "run", "run the daemon", cmd_run)
 
-    check = commands.add_parser("check", help="one run of each monitor now (a CI data-validation gate)")
-    check.add_argument("-c", "--config", type=Path, required=True)
+    check = add_command(commands, "check", "one run of each monitor now (a CI data-validation gate)", cmd_check)
     check.add_argument("--monitor", help="only this monitor")
     check.add_argument("--at", type=parse_time, help="window end, ISO-8601 (default: now; naive = UTC)")
     check.add_argument("--format", choices=["table", "json"], default="table")
     check.add_argument("--fail-on", choices=["warning", "critical"], default="critical",
                        help="exit 1 when a monitor reaches this severity (default: critical)")
-    check.set_defaults(func=cmd_check)
 
-    validate = commands.add_parser("validate", help="check the config only")
-    validate.add_argument("-c", "--config", type=Path, required=True)
-    validate.set_defaults(func=cmd_validate)
+    add_command(commands, "validate", "check the config and the references' columns", cmd_validate)
 
     alerts = commands.add_parser("alerts", help="alert state, silences and dead letters (works on the state store)")
     alert_commands = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
-    listing = alert_commands.add_parser("list", help="active alerts, silences and the outbox backlog")
-    listing.add_argument("-c", "--config", type=Path, required=True)
-    listing.set_defaults(func=cmd_alerts_list)
-    retry = alert_commands.add_parser("retry", help="replay dead-letter notifications")
-    retry.add_argument("-c", "--config", type=Path, required=True)
+    add_command(alert_commands, "list", "active alerts, silences and the outbox backlog", cmd_alerts_list)
+    retry = add_command(alert_commands, "retry", "replay dead-letter notifications", cmd_alerts_retry)
     retry.add_argument("--sink", help="only this sink's dead letters")
-    retry.set_defaults(func=cmd_alerts_retry)
-    silence = alert_commands.add_parser("silence", help="mute matching alerts for a while")
-    silence.add_argument("-c", "--config", type=Path, required=True)
+    silence = add_command(alert_commands, "silence", "mute matching alerts for a while", cmd_alerts_silence)
     silence.add_argument("--monitor")
     silence.add_argument("--feature")
     silence.add_argument("--alertname", choices=["FeatureDrift", "DatasetDrift", "MonitorFailing", "ModelSwitched"])
@@ -88,15 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     until.add_argument("--for", dest="duration", type=parse_duration, help="e.g. 2h")
     until.add_argument("--until", type=parse_time, help="ISO-8601 time (naive = UTC)")
     silence.add_argument("--comment", default="")
-    silence.set_defaults(func=cmd_alerts_silence)
 
     models = commands.add_parser("models", help="fallback switching of a running daemon (through its API)")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     for action, text in (("status", "the active version and state"), ("history", "the audit trail"),
                          ("switch", "switch to a version by hand (pinned unless --no-pin)"),
                          ("restore", "switch back to the primary and unpin"), ("unpin", "let automatic switching act")):
-        sub = model_commands.add_parser(action, help=text)
-        sub.add_argument("-c", "--config", type=Path, required=True)
+        sub = add_command(model_commands, action, text, cmd_models)
         sub.add_argument("--url", help="the daemon's base URL (default: from server in the config)")
         sub.add_argument("name", nargs="?" if action == "status" else None, help="the model")
         if action == "switch":
@@ -104,7 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--no-pin", dest="pin", action="store_false")
         if action in ("switch", "restore"):
             sub.add_argument("--reason", default=f"manual {action} from the CLI")
-        sub.set_defaults(func=cmd_models)
 
     demo = commands.add_parser("demo", help="run the daemon on synthetic data that starts drifting")
     demo.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 in a container)")
@@ -114,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="when the production stream starts drifting (default: 60s)")
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def add_command(group: Any, name: str, text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """A subcommand with the `-c/--config FILE` option that every command but `demo` takes."""
+    command: argparse.ArgumentParser = group.add_parser(name, help=text)
+    command.add_argument("-c", "--config", type=Path, required=True)
+    command.set_defaults(func=func)
+    return command
 
 
 def parse_time(text: str) -> datetime:
