@@ -1,0 +1,83 @@
+"""Data sources a monitor reads its windows from: parquet or CSV files, or a SQL database."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from driftwatch.config.base import TABLE, Column, StrictModel, resolve_path
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+class FileSourceConfig(StrictModel):
+    """Parquet or CSV files: one path or a glob."""
+
+    kind: Literal["parquet", "csv"]
+    path: Path
+    timestamp_column: Column
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, value: Path, info: ValidationInfo) -> Path:
+        path = resolve_path(value, info)
+        if not _GLOB_CHARS.search(str(path)):
+            if not path.exists():
+                raise ValueError(f"file not found: {path}")
+            return path
+        fixed = Path(*itertools.takewhile(lambda part: not _GLOB_CHARS.search(part), path.parts))
+        if not fixed.is_dir():
+            raise ValueError(f"directory not found: {fixed}")
+        return path
+
+
+class SqlSourceConfig(StrictModel):
+    """A SQLAlchemy database: a `table`, or a `query` bound to the window by `:start` and `:end`."""
+
+    kind: Literal["sql"]
+    url: str = Field(repr=False)
+    table: Annotated[str, Field(pattern=TABLE.pattern)] | None = None
+    query: str | None = None
+    timestamp_column: Column
+
+    @field_validator("url")
+    @classmethod
+    def _parse_url(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("invalid SQLAlchemy URL (e.g. sqlite:///data/prod.db)") from None
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return value
+        database = resolve_path(url.database, info)
+        if not database.is_file():
+            raise ValueError(f"database file not found: {database}")
+        return url.set(database=str(database)).render_as_string(hide_password=False)
+
+    @field_validator("query")
+    @classmethod
+    def _bound_to_window(cls, value: str | None) -> str | None:
+        missing = [name for name in (":start", ":end") if value is not None and not re.search(rf"{name}\b", value)]
+        if missing:
+            raise ValueError(f"query must use the bind parameters :start and :end (missing {' and '.join(missing)})")
+        return value
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlSourceConfig:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("set exactly one of 'table' or 'query'")
+        return self
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL with its password masked, safe for logs and messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+
+SourceConfig = Annotated[FileSourceConfig | SqlSourceConfig, Field(discriminator="kind")]
