@@ -18,7 +18,7 @@ from driftwatch.errors import ConfigError
 _VARIABLE = re.compile(r"\$\$|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})?")
 
 
-class _YamlLoader(yaml.SafeLoader):
+class _YamlLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
     """`yaml.SafeLoader` with YAML 1.2 booleans: only true/false, so `switch: {on: critical}` keeps its `on` key."""
 
 

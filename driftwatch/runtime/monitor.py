@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -60,7 +60,7 @@ def resolve_features(config: MonitorConfig, timestamp_column: str | None) -> tup
     kinds = reference_columns(path)
     skip = {timestamp_column}
 
-    def pick(wanted: list[str] | str, kind: str) -> tuple[str, ...]:
+    def pick(wanted: Sequence[str], kind: str) -> tuple[str, ...]:
         if wanted == "auto":
             return tuple(c for c, k in kinds.items() if k == kind and c not in skip)
         for column in wanted:
