@@ -793,3 +793,142 @@ def test_compare_default_workers_and_order_match_one_thread():
     pooled, single = compare(profile, batch), compare(profile, batch, workers=1)
     assert [r.name for r in pooled.features] == ["small", "big", "c"]
     assert pooled.to_dict() == single.to_dict()
+
+
+# --------------------------------------------------------------------------------------------------
+# The grid path for large batches (bounds on a reference grid, merge of the unbounded intervals only)
+# --------------------------------------------------------------------------------------------------
+
+from driftwatch.core.profile import GRID_SIZE, reference_grid  # noqa: E402
+
+
+def _grid_path(reference: np.ndarray, current: np.ndarray, size: int = GRID_SIZE, max_share: float = 1.0):
+    """(KS, Wasserstein) of the grid path on sorted copies, with a grid of `size` points."""
+    ref, cur = np.sort(finite(reference)), np.sort(finite(current))
+    return stats_module._ks_and_wasserstein_by_grid(ref, cur, reference_grid(ref, size), max_share)
+
+
+def _mostly_one_value(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(n) < 0.9, 3.0, rng.normal(3.0, 1.0, n))
+
+
+GRID_CASES = [
+    pytest.param(_normal(200_000), _normal(150_000, 0.0, 1), id="undrifted"),
+    pytest.param(_normal(200_000), _normal(150_000, 0.05, 1), id="drifted"),
+    pytest.param(_normal(200_000), _normal(150_000, 0.0, 1) * 1.3, id="scaled"),
+    pytest.param(np.round(_normal(200_000), 1), np.round(_normal(150_000, 0.02, 1), 1), id="rounded-ties"),
+    pytest.param(_zero_inflated(200_000, 0.6), _zero_inflated(150_000, 0.5, 1), id="many-zeros"),
+    pytest.param(_mostly_one_value(200_000, 0), _mostly_one_value(150_000, 1), id="mostly-one-value"),
+    pytest.param(_mostly_one_value(200_000, 0), _normal(150_000, 3.0, 1), id="one-value-vs-spread"),
+    pytest.param(_normal(200_000), _normal(150_000, 9.0, 1), id="batch-above-reference"),
+    pytest.param(_normal(200_000), _normal(150_000, -9.0, 1), id="batch-below-reference"),
+    pytest.param(_normal(200_000), _normal(200_000), id="batch-equals-reference"),
+    pytest.param(_signed_zeros(200_000, 0), _signed_zeros(150_000, 1), id="signed-zeros"),
+    pytest.param(np.full(50_000, -0.0), np.full(60_000, 0.0), id="minus-zero-vs-zero"),
+    pytest.param(_normal(200_000) + 1e6, _normal(150_000, 0.0, 1) + 1e6, id="large-offset"),
+    pytest.param(_normal(200_000) + 1e6, _normal(150_000, 0.01, 1) + 1e6, id="large-offset-drifted"),
+    pytest.param(np.exp(_normal(200_000)), np.exp(_normal(150_000, 0.02, 1)), id="skewed"),
+    pytest.param(_ints(200_000, 7), _ints(150_000, 7, 1), id="integer-ties"),
+]
+
+
+@pytest.mark.parametrize(("reference", "current"), GRID_CASES)
+@pytest.mark.parametrize("size", [GRID_SIZE, 64], ids=["grid-default", "grid-64"])
+def test_grid_path_matches_scipy(reference, current, size):
+    """The grid path (never falling back) gives scipy's KS to 1e-12 and Wasserstein to 1e-9 relative."""
+    statistic, wasserstein = _grid_path(reference, current, size)
+    assert statistic == pytest.approx(scipy_ks(reference, current).statistic, abs=1e-12)
+    expected = scipy.stats.wasserstein_distance(reference, current)
+    assert wasserstein == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_grid_path_of_identical_samples_is_exactly_zero():
+    """A batch equal to the reference gives KS == 0.0 and Wasserstein == 0.0 exactly on the grid path."""
+    values = np.concatenate((_normal(100_000), _ints(50_000, 3), [-0.0, 0.0, 0.0]))
+    for size in (GRID_SIZE, 16, 2):
+        assert _grid_path(values, values.copy(), size) == (0.0, 0.0)
+
+
+def test_grid_path_merges_little_of_a_drifted_batch(monkeypatch):
+    """Against a drifted batch the grid path merges only a small share of the values, and no full merge."""
+
+    def no_full_merge(*_: object) -> None:
+        raise AssertionError("the full merge was used")
+
+    reference, current = np.sort(_normal(200_000)), np.sort(_normal(150_000, 0.2, 1))
+    grid = reference_grid(reference, GRID_SIZE)
+    counts = stats_module._GridCounts.of(grid, current, reference.size)
+    chosen = counts.unbounded(reference.size, current.size)
+    assert counts.size_of(chosen) < 0.05 * (reference.size + current.size)
+    monkeypatch.setattr(stats_module, "_ks_and_wasserstein_by_merge", no_full_merge)
+    statistic, _ = stats_module._ks_and_wasserstein_by_grid(reference, current, grid)
+    assert statistic == pytest.approx(scipy_ks(reference, current).statistic, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("reference", "current"), [c for c in GRID_CASES if c.id in ("undrifted", "many-zeros", "mostly-one-value")]
+)
+def test_grid_path_falls_back_to_the_full_merge(reference, current, monkeypatch):
+    """Beyond `max_share` of the values to merge, the full merge runs, with the same (scipy's) results."""
+    calls = []
+    full_merge = stats_module._ks_and_wasserstein_by_merge
+
+    def counted(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+        calls.append(ref.size)
+        return full_merge(ref, cur)
+
+    monkeypatch.setattr(stats_module, "_ks_and_wasserstein_by_merge", counted)
+    statistic, wasserstein = _grid_path(reference, current, 64, max_share=0.0)
+    assert calls == [np.isfinite(reference).sum()]
+    assert statistic == pytest.approx(scipy_ks(reference, current).statistic, abs=1e-12)
+    assert wasserstein == pytest.approx(scipy.stats.wasserstein_distance(reference, current), rel=1e-9)
+
+
+def test_numeric_stats_takes_the_profile_grid_for_a_large_batch(monkeypatch):
+    """numeric_stats uses the profile's cached grid for a large batch and gives scipy's KS and Wasserstein/std."""
+    reference, current = _normal(200_000) * 2 + 5, _normal(150_000, 0.1, 1) * 2 + 5
+    profile = numeric_profile(reference)
+    seen = []
+    by_grid = stats_module._ks_and_wasserstein_by_grid
+    monkeypatch.setattr(stats_module, "_ks_and_wasserstein_by_grid", lambda *a: seen.append(a[2]) or by_grid(*a))
+    stats = numeric_stats(profile, current)
+    assert seen == [profile.grid]
+    assert stats.ks_statistic == pytest.approx(scipy_ks(reference, current).statistic, abs=1e-12)
+    expected = scipy.stats.wasserstein_distance(reference, current) / np.std(reference)
+    assert stats.wasserstein == pytest.approx(expected, rel=1e-9)
+
+
+def test_reference_grid_counts_and_gap_sums():
+    """Grid points are distinct reference values (minimum and maximum included) with exact counts and sums."""
+    values = np.sort(np.concatenate((_ints(5_000, 20), _normal(3_000) * 4)))
+    grid = reference_grid(values, 37)
+    assert 2 <= grid.points.size <= 37
+    assert np.all(np.diff(grid.points) > 0) and np.isin(grid.points, values).all()
+    assert grid.points[0] == values[0] and grid.points[-1] == values[-1]
+    assert grid.upto.tolist() == [int(np.sum(values <= p)) for p in grid.points]
+    assert grid.below.tolist() == [int(np.sum(values < p)) for p in grid.points]
+    pairs = zip(grid.points[:-1], grid.points[1:], strict=True)
+    expected = [math.fsum(b - x for x in values if a < x < b) for a, b in pairs]
+    np.testing.assert_allclose(grid.gap_sums, expected, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="read-only"):
+        grid.points[0] = 1.0
+    single = reference_grid(np.array([2.0]), 8)
+    assert (single.points.tolist(), single.upto.tolist(), single.gap_sums.size) == ([2.0], [1], 0)
+
+
+@PROPS
+@given(
+    reference=st.one_of(samples, signed),
+    current=st.one_of(samples, signed),
+    size=st.sampled_from([2, 3, 4, 8]),
+    max_share=st.sampled_from([0.0, 0.3, 1.0]),
+)
+def test_property_grid_path_matches_scipy(reference, current, size, max_share):
+    """With tiny grids (much refinement, and fallbacks) the grid path equals scipy for any pair."""
+    expected_ks = scipy_ks(reference, current).statistic
+    expected_w = scipy.stats.wasserstein_distance(reference, current)
+    scale = max(1.0, float(np.max(np.abs(np.concatenate((reference, current))))))
+    statistic, wasserstein = _grid_path(reference, current, size, max_share)
+    assert statistic == pytest.approx(expected_ks, abs=1e-12)
+    assert wasserstein == pytest.approx(expected_w, rel=1e-9, abs=1e-12 * scale)

@@ -2,8 +2,10 @@
 
 A numeric feature keeps its sorted finite reference values (exact KS and Wasserstein against any batch
 cost one sort of the batch) and its PSI bin edges and counts; a categorical feature keeps its category
-counts. `profile_arrays` / `profile_from_arrays` turn a profile into flat numpy arrays and back, so the
-shell can store it as one `.npz` file; the fingerprint hashes the data and settings it came from.
+counts. Derived on first use and never saved: the reference's standard deviation, its CDF integral
+(`NumericProfile.integral`, for small batches) and a coarse `ReferenceGrid` (for large batches).
+`profile_arrays` / `profile_from_arrays` turn a profile into flat numpy arrays and back, so the shell
+can store it as one `.npz` file; the fingerprint hashes the data and settings it came from.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from driftwatch.core.values import category_counts, finite_values
 Binning = Literal["quantile", "uniform"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+#: Points of a numeric reference's `ReferenceGrid` (at most; fewer where reference values repeat).
+GRID_SIZE = 16_384
 
 #: Version of the saved profile layout; a file of another version is rebuilt, not misread.
 PROFILE_VERSION = 1
@@ -85,6 +90,47 @@ class NumericProfile:
             out[1:] = np.cumsum(steps)
         out.setflags(write=False)
         return out
+
+    @cached_property
+    def grid(self) -> ReferenceGrid:
+        """The reference's `ReferenceGrid` of `GRID_SIZE` points; derived on first use (not saved)."""
+        return reference_grid(self.sorted_values, GRID_SIZE)
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceGrid:
+    """A coarse grid over a sorted reference: what a large batch's KS and Wasserstein need of it.
+
+    `points` are the distinct reference values at `size` evenly spaced ranks (minimum and maximum
+    included); `upto[k]` and `below[k]` count the reference values <= and < `points[k]`; `gap_sums[k]`
+    is the sum of `points[k + 1] - x` over the reference values x strictly between `points[k]` and
+    `points[k + 1]` (n times the integral of the reference CDF's rise over that open interval).
+    """
+
+    points: FloatArray
+    upto: IntArray
+    below: IntArray
+    gap_sums: FloatArray
+
+
+def reference_grid(sorted_values: FloatArray, size: int) -> ReferenceGrid:
+    """The `ReferenceGrid` of at most `size` (>= 2) points over sorted, finite, non-empty values.
+
+    Gap sums are accumulated in extended precision where the platform has it, from differences to
+    the interval's right end (no cancellation against the values' offset). Arrays are read-only.
+    """
+    n = sorted_values.size
+    ranks = np.unique(np.linspace(0, n - 1, min(max(size, 2), n)).round().astype(np.int64))
+    points = np.unique(sorted_values[ranks])
+    upto = np.searchsorted(sorted_values, points, side="right").astype(np.int64)
+    below = np.searchsorted(sorted_values, points, side="left").astype(np.int64)
+    tail = sorted_values[upto[0]:]  # values above the first point, each in (points[k], points[k + 1]]
+    gaps = np.repeat(points[1:], np.diff(upto)) - tail
+    sums = np.concatenate(([0], np.cumsum(gaps, dtype=np.longdouble)))
+    gap_sums = (sums[upto[1:] - upto[0]] - sums[upto[:-1] - upto[0]]).astype(np.float64)
+    for array in (points, upto, below, gap_sums):
+        array.setflags(write=False)
+    return ReferenceGrid(points, upto, below, gap_sums)
 
 
 @dataclass(frozen=True, eq=False)

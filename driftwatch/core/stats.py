@@ -1,10 +1,19 @@
 """Drift statistics of one feature: a reference profile and the batch's values in, `FeatureStats` out.
 
 Numeric features cost one sort of the batch: PSI and Jensen-Shannon counts come from `searchsorted` of
-the bin edges into it, and KS and Wasserstein from one linear merge with the pre-sorted reference
-(a stable argsort of the two concatenated runs) or, for a batch at least `SMALL_BATCH_RATIO` times
-smaller than the reference, from binary searches of the batch's distinct values into the reference
-and the profile's prefix sums (`NumericProfile.integral`): O(m log n), no pass over the reference.
+the bin edges into it. KS (exactly scipy's, ties included) and Wasserstein come, by batch size m
+against the reference's n:
+- m at least `SMALL_BATCH_RATIO` times smaller: binary searches of the batch's distinct values into
+  the reference and the profile's prefix sums (`NumericProfile.integral`): O(m log n);
+- larger: the profile's `ReferenceGrid` (distinct reference values at ~16k evenly spaced ranks, with
+  counts and CDF integrals between them). The batch is counted at the grid points, where F_R - F_C is
+  exact; between two points both CDFs are monotone, so the counts at the ends bound F_R - F_C inside,
+  and where it keeps one sign its integral has a closed form (sums of distances to the interval's end).
+  Only the intervals whose bound exceeds the grid's D, or where the sign may change, have their
+  reference and batch values merged (typically a few percent of the data, more when the two samples
+  are close): no pass over the whole reference;
+- where those intervals hold more than `GRID_MERGE_MAX_SHARE` of the values (or without a grid):
+  one linear merge with the pre-sorted reference (a stable argsort of the two concatenated runs).
 
 KS p-value, by sample sizes n (reference) and m (batch):
 - both <= 10,000: scipy's exact p-value (scipy's own `method="auto"` choice; where scipy's exact
@@ -18,6 +27,7 @@ KS p-value, by sample sizes n (reference) and m (batch):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -25,7 +35,7 @@ import scipy.stats
 from scipy.special import rel_entr
 from scipy.stats._stats_py import _attempt_exact_2kssamp  # scipy's exact KS p-value (private, stable since 1.5)
 
-from driftwatch.core.profile import CategoricalProfile, NumericProfile, bin_counts
+from driftwatch.core.profile import CategoricalProfile, NumericProfile, ReferenceGrid, bin_counts
 from driftwatch.core.report import FeatureStats
 from driftwatch.core.values import CategoryCounts, category_counts, finite_values
 
@@ -81,12 +91,15 @@ def ks_and_wasserstein(
     reference: npt.NDArray[np.float64],
     current: npt.NDArray[np.float64],
     reference_integral: npt.NDArray[np.float64] | None = None,
+    grid: ReferenceGrid | None = None,
 ) -> tuple[float, float]:
     """KS statistic (as `scipy.stats.ks_2samp`) and Wasserstein-1 distance of two SORTED samples.
 
     A batch much smaller than the reference (`SMALL_BATCH_RATIO`) costs O(m log n): binary searches of
     its distinct values into the reference, and, given `reference_integral` (see
-    `NumericProfile.integral`), the Wasserstein integral from prefix sums. Otherwise one linear merge.
+    `NumericProfile.integral`), the Wasserstein integral from prefix sums. A larger batch, given the
+    reference's `grid` (see `NumericProfile.grid`), takes `_ks_and_wasserstein_by_grid`; otherwise one
+    linear merge.
     """
     n, m = reference.size, current.size
     if m * SMALL_BATCH_RATIO <= n:
@@ -94,11 +107,184 @@ def ks_and_wasserstein(
         if reference_integral is not None:
             return statistic, _wasserstein_by_prefix(reference, current, reference_integral)
         return statistic, _ks_and_wasserstein_by_merge(reference, current)[1]
+    if grid is not None:
+        return _ks_and_wasserstein_by_grid(reference, current, grid)
     return _ks_and_wasserstein_by_merge(reference, current)
 
 
 #: A batch of m values against a reference of n takes the O(m log n) path when m * ratio <= n.
 SMALL_BATCH_RATIO = 16
+
+#: The grid path merges the values of the intervals it cannot bound while they are at most this share of
+#: n + m, and falls back to the full merge beyond.
+GRID_MERGE_MAX_SHARE = 0.25
+
+
+def _ks_and_wasserstein_by_grid(
+    reference: npt.NDArray[np.float64],
+    current: npt.NDArray[np.float64],
+    grid: ReferenceGrid,
+    max_share: float | None = None,
+) -> tuple[float, float]:
+    """KS and Wasserstein of two sorted samples, merging only the values of the grid intervals that need it.
+
+    F_R - F_C is evaluated exactly at the grid points (reference values, where scipy evaluates too).
+    Inside an interval between two points both CDFs are monotone, so the counts at its ends bound it
+    (`_GridCounts`): only intervals whose bound exceeds the grid's D can raise D, and only intervals
+    where F_R - F_C may change sign need more than the closed form of the Wasserstein integral
+    (`_bounded_wasserstein`). Those are merged (`_merge_intervals`), unless their values exceed
+    `max_share` (default `GRID_MERGE_MAX_SHARE`) of n + m: then the full merge is cheaper.
+    """
+    n, m = reference.size, current.size
+    counts = _GridCounts.of(grid, current, n)
+    chosen = counts.unbounded(n, m)
+    share = GRID_MERGE_MAX_SHARE if max_share is None else max_share
+    if counts.size_of(chosen) > share * (n + m):
+        return _ks_and_wasserstein_by_merge(reference, current)
+    high, low, inside = _merge_intervals(reference, current, grid, counts, chosen)
+    statistic = _ks_from_extremes(max(counts.high, high), min(counts.low, low))
+    return statistic, _bounded_wasserstein(current, grid, counts, ~chosen, n) + inside
+
+
+@dataclass(frozen=True)
+class _GridCounts:
+    """A sorted batch's counts at a `ReferenceGrid`'s points, and on the open intervals between them.
+
+    Inside interval k, (points[k], points[k + 1]), the reference count runs from `ref_lo[k]` to
+    `ref_hi[k]` and the batch count from `cur_lo[k]` to `cur_hi[k]`; `cur_upto` counts the batch values
+    <= each point. `high` and `low` are the largest and smallest F_R - F_C (scipy's float arithmetic)
+    at the points and below the first point (where F_R = 0).
+    """
+
+    ref_lo: npt.NDArray[np.int64]
+    ref_hi: npt.NDArray[np.int64]
+    cur_lo: npt.NDArray[np.int64]
+    cur_hi: npt.NDArray[np.int64]
+    cur_upto: npt.NDArray[np.int64]
+    high: float
+    low: float
+
+    @classmethod
+    def of(cls, grid: ReferenceGrid, current: npt.NDArray[np.float64], n: int) -> _GridCounts:
+        """Count the batch at the grid points (two binary searches per point)."""
+        m = current.size
+        cur_upto = np.searchsorted(current, grid.points, side="right")
+        cur_below = np.searchsorted(current, grid.points, side="left")
+        differences = grid.upto / n - cur_upto / m
+        below_first = -(int(cur_below[0]) / m)
+        return cls(grid.upto[:-1], grid.below[1:], cur_upto[:-1], cur_below[1:], cur_upto,
+                   float(np.max(differences)), min(float(np.min(differences)), below_first))
+
+    def unbounded(self, n: int, m: int) -> npt.NDArray[np.bool_]:
+        """Intervals that may hold a larger |F_R - F_C| than the grid's D, or a sign change of F_R - F_C."""
+        statistic = _ks_from_extremes(self.high, self.low)
+        may_exceed = (self.ref_hi / n - self.cur_lo / m > statistic) | (self.cur_hi / m - self.ref_lo / n > statistic)
+        one_sign = (self.ref_lo * m >= self.cur_hi * n) | (self.cur_lo * n >= self.ref_hi * m)
+        occupied = (self.ref_hi > self.ref_lo) | (self.cur_hi > self.cur_lo)
+        return (may_exceed | ~one_sign) & occupied
+
+    def size_of(self, chosen: npt.NDArray[np.bool_]) -> int:
+        """Number of reference and batch values inside the `chosen` intervals."""
+        return int(np.sum(self.ref_hi - self.ref_lo + self.cur_hi - self.cur_lo, where=chosen))
+
+
+def _bounded_wasserstein(
+    current: npt.NDArray[np.float64],
+    grid: ReferenceGrid,
+    counts: _GridCounts,
+    bounded: npt.NDArray[np.bool_],
+    n: int,
+) -> float:
+    """The Wasserstein integral over the `bounded` intervals (F_R - F_C of one sign) and outside the grid.
+
+    Over (a, b), n * the integral of F_R is ref_lo * (b - a) + the sum of b - x over the reference values
+    x inside (`grid.gap_sums`), and likewise m * that of F_C; below the first point F_R = 0, above the
+    last F_R = 1, and the integrals of F_C there are sums of distances of batch values to that point.
+    """
+    m = current.size
+    widths = np.diff(grid.points)
+    batch_sums = _distance_sums(current, grid.points, counts.cur_upto)
+    reference_part = (grid.gap_sums + counts.ref_lo * widths) * m  # n m * integral of F_R
+    batch_part = (batch_sums[1:-1] + counts.cur_lo * widths) * n  # n m * integral of F_C
+    inner = float(np.sum(np.abs(reference_part - batch_part), where=bounded))
+    return (inner / n + float(batch_sums[0]) + float(batch_sums[-1])) / m
+
+
+def _distance_sums(
+    current: npt.NDArray[np.float64], points: npt.NDArray[np.float64], upto: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Per piece of the sorted batch cut after `upto` counts: the sum of its values' distances to a point.
+
+    Piece 0 (values <= points[0]) and piece k (values in (points[k - 1], points[k]]) measure to
+    points[k]; the last piece (values > points[-1]) to points[-1]. Summed piece by piece (no cancellation).
+    """
+    m = current.size
+    sizes = np.diff(upto, prepend=0, append=m)
+    distances = np.empty(m + 1)
+    ends = np.repeat(np.append(points, points[-1]), sizes)
+    np.subtract(ends, current, out=distances[:-1])
+    distances[m] = 0.0  # so that every start index below is valid
+    sums = np.add.reduceat(distances, np.concatenate(([0], upto)))
+    sums[sizes == 0] = 0.0
+    sums[-1] = -sums[-1]
+    return sums
+
+
+def _merge_intervals(
+    reference: npt.NDArray[np.float64],
+    current: npt.NDArray[np.float64],
+    grid: ReferenceGrid,
+    counts: _GridCounts,
+    chosen: npt.NDArray[np.bool_],
+) -> tuple[float, float, float]:
+    """Largest and smallest F_R - F_C, and the Wasserstein integral, over the `chosen` grid intervals.
+
+    Their reference and batch values are gathered (each side stays one sorted run, the intervals being
+    disjoint and ordered) and merged by one stable argsort, reference first, as in
+    `_ks_and_wasserstein_by_merge`; the counts after each merged value are offset per interval to the
+    global ones, and KS reads them at tie-group ends (an interval's last value ends a group).
+    """
+    n, m = reference.size, current.size
+    ref_lo, ref_hi = counts.ref_lo[chosen], counts.ref_hi[chosen]
+    cur_lo, cur_hi = counts.cur_lo[chosen], counts.cur_hi[chosen]
+    if ref_lo.size == 0:
+        return -math.inf, math.inf, 0.0
+    ref_sizes, cur_sizes = ref_hi - ref_lo, cur_hi - cur_lo
+    sizes = ref_sizes + cur_sizes
+    buffer = np.concatenate((_gather(reference, ref_lo, ref_sizes), _gather(current, cur_lo, cur_sizes)))
+    order = np.argsort(buffer, kind="stable")
+    merged = buffer[order]
+    ref_count = np.cumsum(order < int(np.sum(ref_sizes)))
+    cur_count = np.arange(1, merged.size + 1) - ref_count
+    ref_count += np.repeat(ref_lo - _starts(ref_sizes), sizes)
+    cur_count += np.repeat(cur_lo - _starts(cur_sizes), sizes)
+    group_ends = np.append(merged[1:] != merged[:-1], True)
+    differences = ref_count[group_ends] / n - cur_count[group_ends] / m
+    # Wasserstein: n m |F_R - F_C| right of each merged value times the gap to the next value (for an
+    # interval's last value, to the interval's right end), plus each interval's start up to its first value;
+    # exact integers as floats (a float dot product runs at BLAS speed, a mixed integer one does not)
+    starts = _starts(sizes)
+    following = np.append(merged[1:], 0.0)
+    following[starts + sizes - 1] = grid.points[1:][chosen]
+    scaled = np.abs(ref_count * m - cur_count * n).astype(np.float64)
+    inside = float(np.dot(scaled, following - merged))
+    start_scaled = np.abs(ref_lo * m - cur_lo * n).astype(np.float64)
+    inside += float(np.dot(start_scaled, merged[starts] - grid.points[:-1][chosen]))
+    return float(np.max(differences)), float(np.min(differences)), inside / n / m
+
+
+def _starts(sizes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Where each of consecutive pieces of these sizes starts."""
+    return np.cumsum(sizes) - sizes
+
+
+def _gather(
+    values: npt.NDArray[np.float64], starts: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """The slices values[starts[k] : starts[k] + sizes[k]], concatenated."""
+    positions = np.arange(int(np.sum(sizes))) + np.repeat(starts - _starts(sizes), sizes)
+    gathered: npt.NDArray[np.float64] = values[positions]
+    return gathered
 
 
 def _ks_and_wasserstein_by_merge(
@@ -214,8 +400,10 @@ def numeric_stats(profile: NumericProfile, values: npt.ArrayLike, epsilon: float
     current.sort()
     counts = bin_counts(current, profile.edges)
     reference = profile.sorted_values
-    small = current.size * SMALL_BATCH_RATIO <= reference.size
-    statistic, wasserstein = ks_and_wasserstein(reference, current, profile.integral if small else None)
+    if current.size * SMALL_BATCH_RATIO <= reference.size:
+        statistic, wasserstein = ks_and_wasserstein(reference, current, reference_integral=profile.integral)
+    else:
+        statistic, wasserstein = ks_and_wasserstein(reference, current, grid=profile.grid)
     std = profile.std
     return FeatureStats(
         profile.name, "numeric", "ok", rows, missing_share,
