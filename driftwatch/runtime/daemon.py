@@ -55,13 +55,11 @@ class Daemon:
         self.config = load_config(config_path)
         self.monitors = prepare_monitors(self.config)
         self.store = Store(Path(self.config.state.path))
-        notifiers = build_notifiers(self.config)
-        self.alerting = Alerting(self.store, notifiers)
+        self.alerting = Alerting(self.store, {})
         self.models = Models(self.store, self.config, datetime.now(UTC))
         self.notification_outcomes = OutcomeCounter()
-        self.dispatcher = Dispatcher(self.store, {**notifiers, **self.models.notifiers()},
-                                     retry={**retry_policies(self.config), **self.models.retry_policies()},
-                                     on_outcome=self.notification_outcomes)
+        self.dispatcher = Dispatcher(self.store, {}, on_outcome=self.notification_outcomes)
+        self._connect_sinks(self.config)
         self.reload_ok = True
         self._lock = threading.Lock()
         self._statuses: Mapping[str, MonitorStatus] = self._initial_statuses(self.monitors, {},
@@ -107,17 +105,21 @@ class Daemon:
         with self._lock:
             self.config, self.monitors = config, monitors
             self._statuses = self._initial_statuses(monitors, self._statuses, {})
-        notifiers = build_notifiers(config)
-        self.alerting.update_notifiers(notifiers)
         self.models.update_config(config, datetime.now(UTC))
-        self.dispatcher.update({**notifiers, **self.models.notifiers()},
-                               {**retry_policies(config), **self.models.retry_policies()})
+        self._connect_sinks(config)
         for job in self.scheduler.get_jobs():
             if job.name not in monitors:
                 job.remove()
         self._schedule_all()
         self.reload_ok = True
         log.info("config reloaded: %d monitor(s)", len(monitors))
+
+    def _connect_sinks(self, config: Config) -> None:
+        """Give alerting and the outbox dispatcher the alert sinks and model actuators of `config`."""
+        notifiers = build_notifiers(config)
+        self.alerting.update_notifiers(notifiers)
+        self.dispatcher.update({**notifiers, **self.models.notifiers()},
+                               {**retry_policies(config), **self.models.retry_policies()})
 
     # -- running ------------------------------------------------------------------------------------------
     def start(self) -> None:
