@@ -24,7 +24,13 @@ from driftwatch.core.profile import (
     build_profile,
 )
 from driftwatch.core.stats import categorical_stats, js_distance, numeric_stats, psi
-from driftwatch.core.values import CategoryCounts, category_counts, merge_category_counts
+from driftwatch.core.values import (
+    OBJECT_CHUNK,
+    CategoryCounts,
+    category_counts,
+    category_label,
+    merge_category_counts,
+)
 
 # --------------------------------------------------------------------------------------------------
 # Independent reference implementation (loops and explicit comparisons, no searchsorted)
@@ -499,6 +505,18 @@ def test_merged_category_counts_equal_whole():
     assert dict(merged.counts) == dict(whole.counts)
     assert list(merged.counts) == sorted(merged.counts)
     assert (merged.rows, merged.missing) == (whole.rows, whole.missing)
+
+
+def test_long_object_column_counted_in_chunks_equals_plain_count():
+    """An object column longer than OBJECT_CHUNK (counted chunk by chunk) gives the counts of collections.Counter."""
+    rng = np.random.default_rng(13)
+    levels = np.array(["a", "b", 1, 1.0, 2.5, None, float("nan")], dtype=object)
+    values = rng.choice(levels, OBJECT_CHUNK * 2 + 7)
+    counted = category_counts(values)
+    present = [v for v in values.tolist() if not (v is None or (isinstance(v, float) and np.isnan(v)))]
+    expected = Counter(category_label(v) for v in present)
+    assert dict(counted.counts) == dict(sorted(expected.items()))
+    assert (counted.rows, counted.missing) == (values.size, values.size - len(present))
 
 
 def test_categorical_stats_accept_merged_counts():

@@ -40,12 +40,28 @@ class CategoryCounts:
     missing: int
 
 
+#: Python objects are hashed in chunks of this many values: hashing holds the GIL for a whole `factorize`
+#: call, and short calls let the numeric features' threads (GIL-free sorts) go on between them.
+OBJECT_CHUNK = 1 << 16
+
+
 def category_counts(values: npt.ArrayLike) -> CategoryCounts:
     """Count the categories of a column (hash-based: `pandas.factorize` then `numpy.bincount`).
 
     Categories are named by `category_label`; values that factorize to one category, or whose labels
     coincide (1 and 1.0), are counted together. Unobserved levels of a pandas Categorical are not counted.
+    Object columns longer than `OBJECT_CHUNK` are counted chunk by chunk and merged (same counts).
     """
+    if isinstance(values, np.ndarray) and values.dtype == object and values.size > OBJECT_CHUNK:
+        flat = np.ravel(values)
+        return merge_category_counts(
+            [_counts_of(flat[i : i + OBJECT_CHUNK]) for i in range(0, flat.size, OBJECT_CHUNK)]
+        )
+    return _counts_of(values)
+
+
+def _counts_of(values: npt.ArrayLike) -> CategoryCounts:
+    """`category_counts` of one chunk."""
     column: pd.Series | npt.NDArray[np.generic]
     if isinstance(values, pd.Series):
         column = values
