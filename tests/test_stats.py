@@ -507,12 +507,14 @@ def test_merged_category_counts_equal_whole():
     assert (merged.rows, merged.missing) == (whole.rows, whole.missing)
 
 
-def test_long_object_column_counted_in_chunks_equals_plain_count():
+@pytest.mark.parametrize("as_column", [pytest.param(np.asarray, id="array"),
+                                       pytest.param(lambda v: pd.Series(v, dtype=object), id="series")])
+def test_long_object_column_counted_in_chunks_equals_plain_count(as_column):
     """An object column longer than OBJECT_CHUNK (counted chunk by chunk) gives the counts of collections.Counter."""
     rng = np.random.default_rng(13)
     levels = np.array(["a", "b", 1, 1.0, 2.5, None, float("nan")], dtype=object)
     values = rng.choice(levels, OBJECT_CHUNK * 2 + 7)
-    counted = category_counts(values)
+    counted = category_counts(as_column(values))
     present = [v for v in values.tolist() if not (v is None or (isinstance(v, float) and np.isnan(v)))]
     expected = Counter(category_label(v) for v in present)
     assert dict(counted.counts) == dict(sorted(expected.items()))

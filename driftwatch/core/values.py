@@ -50,27 +50,27 @@ def category_counts(values: npt.ArrayLike) -> CategoryCounts:
 
     Categories are named by `category_label`; values that factorize to one category, or whose labels
     coincide (1 and 1.0), are counted together. Unobserved levels of a pandas Categorical are not counted.
-    Object columns longer than `OBJECT_CHUNK` are counted chunk by chunk and merged (same counts).
+    Object columns (array or Series) longer than `OBJECT_CHUNK` are counted chunk by chunk and merged.
     """
-    if isinstance(values, np.ndarray) and values.dtype == object and values.size > OBJECT_CHUNK:
-        flat = np.ravel(values)
-        return merge_category_counts(
-            [_counts_of(flat[i : i + OBJECT_CHUNK]) for i in range(0, flat.size, OBJECT_CHUNK)]
-        )
-    return _counts_of(values)
+    column = _column_of(values)
+    if column.dtype != object or len(column) <= OBJECT_CHUNK:
+        return _counts_of(column)
+    rows = column.iloc if isinstance(column, pd.Series) else column
+    return merge_category_counts([_counts_of(rows[i : i + OBJECT_CHUNK]) for i in range(0, len(column), OBJECT_CHUNK)])
 
 
-def _counts_of(values: npt.ArrayLike) -> CategoryCounts:
-    """`category_counts` of one chunk."""
-    column: pd.Series | npt.NDArray[np.generic]
+def _column_of(values: npt.ArrayLike) -> pd.Series | npt.NDArray[np.generic]:
+    """A Series as given; a numpy array of numbers or booleans flat (it factorizes natively, its uniques become
+    Python scalars); anything else as flat Python objects, as given (a list is not coerced to one dtype, an
+    object array is not inferred as strings before hashing)."""
     if isinstance(values, pd.Series):
-        column = values
-    else:
-        # a numpy array of numbers or booleans factorizes natively (its uniques become Python scalars below);
-        # anything else as Python objects, as given (a list is not coerced to one dtype, an object array is
-        # not inferred as strings before hashing)
-        native = isinstance(values, np.ndarray) and values.dtype.kind in "biuf"
-        column = np.ravel(values) if native else np.ravel(np.asarray(values, dtype=object))
+        return values
+    native = isinstance(values, np.ndarray) and values.dtype.kind in "biuf"
+    return np.ravel(values) if native else np.ravel(np.asarray(values, dtype=object))
+
+
+def _counts_of(column: pd.Series | npt.NDArray[np.generic]) -> CategoryCounts:
+    """`category_counts` of one column or chunk of one."""
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     tallies = np.bincount(codes + 1, minlength=len(uniques) + 1)[1:]  # code -1 is missing
     merged: dict[str, int] = {}
