@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import warnings
 from collections import Counter
 from typing import Any
@@ -519,6 +520,22 @@ def test_long_object_column_counted_in_chunks_equals_plain_count(as_column):
     expected = Counter(category_label(v) for v in present)
     assert dict(counted.counts) == dict(sorted(expected.items()))
     assert (counted.rows, counted.missing) == (values.size, values.size - len(present))
+
+
+def test_equal_objects_that_are_not_identical_count_as_one_category():
+    """Counting by object identity first must still merge equal values held by distinct objects (fresh strings,
+    fresh NaN floats), across more distinct objects than OBJECT_CHUNK."""
+    rng = np.random.default_rng(14)
+    levels = ["alpha", "beta", 1, 1.0, 2.5, None, float("nan")]
+    picks = rng.integers(0, len(levels), OBJECT_CHUNK * 4 + 5).tolist()
+    shared = [levels[k] for k in picks]
+    fresh = [pickle.loads(pickle.dumps(v)) for v in shared]  # new objects, equal values
+    values = np.array(shared[: len(shared) // 2] + fresh[len(shared) // 2 :], dtype=object)
+    assert len({id(v) for v in values.tolist()}) > OBJECT_CHUNK
+    counted = category_counts(values[::-1])  # a non-contiguous view
+    present = [v for v in shared if not (v is None or (isinstance(v, float) and np.isnan(v)))]
+    assert dict(counted.counts) == dict(sorted(Counter(category_label(v) for v in present).items()))
+    assert (counted.rows, counted.missing) == (len(shared), len(shared) - len(present))
 
 
 def test_categorical_stats_accept_merged_counts():

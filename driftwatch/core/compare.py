@@ -66,12 +66,12 @@ def compare(
 PARALLEL_MIN_WORK = 200_000
 
 
-#: Categorical counting hashes Python objects under the GIL: about twice a numeric feature's cost per value,
-#: and it should start first so the GIL-free numeric work fills the other threads around it.
-CATEGORICAL_WEIGHT = 2
+#: Categorical counting (object pointers hashed GIL-free, then the few distinct objects by value) costs about
+#: half of a numeric feature's sort and merges per value, so categorical features fill the pool's gaps last.
+CATEGORICAL_SHARE = 0.5
 
 
-def _work(feature: FeatureProfile, values: npt.ArrayLike) -> int:
+def _work(feature: FeatureProfile, values: npt.ArrayLike) -> float:
     """Rough cost of one feature, proportional to its batch size (the reference grid keeps the merge small)."""
     size = len(values) if isinstance(values, Sized) else 1
-    return size if isinstance(feature, NumericProfile) else CATEGORICAL_WEIGHT * size
+    return size if isinstance(feature, NumericProfile) else CATEGORICAL_SHARE * size

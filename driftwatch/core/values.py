@@ -40,8 +40,8 @@ class CategoryCounts:
     missing: int
 
 
-#: Python objects are hashed in chunks of this many values: hashing holds the GIL for a whole `factorize`
-#: call, and short calls let the numeric features' threads (GIL-free sorts) go on between them.
+#: Distinct objects are hashed in chunks of this many: hashing holds the GIL for a whole `factorize` call, and
+#: short calls let the numeric features' threads (GIL-free sorts) go on between them.
 OBJECT_CHUNK = 1 << 16
 
 
@@ -50,13 +50,32 @@ def category_counts(values: npt.ArrayLike) -> CategoryCounts:
 
     Categories are named by `category_label`; values that factorize to one category, or whose labels
     coincide (1 and 1.0), are counted together. Unobserved levels of a pandas Categorical are not counted.
-    Object columns (array or Series) longer than `OBJECT_CHUNK` are counted chunk by chunk and merged.
+    Object columns are first counted by object identity (`_distinct_objects`), then only their distinct
+    objects are hashed by value, `OBJECT_CHUNK` at a time.
     """
     column = _column_of(values)
-    if column.dtype != object or len(column) <= OBJECT_CHUNK:
+    if column.dtype != object:
         return _counts_of(column)
-    rows = column.iloc if isinstance(column, pd.Series) else column
-    return merge_category_counts([_counts_of(rows[i : i + OBJECT_CHUNK]) for i in range(0, len(column), OBJECT_CHUNK)])
+    objects, weights = _distinct_objects(np.asarray(column))
+    chunks = range(0, len(objects), OBJECT_CHUNK)
+    parts = [_counts_of(objects[i : i + OBJECT_CHUNK], weights[i : i + OBJECT_CHUNK]) for i in chunks]
+    return merge_category_counts(parts)
+
+
+def _distinct_objects(
+    column: npt.NDArray[np.object_],
+) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.int64]]:
+    """The distinct objects (by identity) of an object array, and how often each occurs in it.
+
+    The array's object pointers are factorized as integers: no Python call per value and no GIL held. Columns
+    read from parquet (pyarrow deduplicates strings) or csv (pandas' parser too) repeat few objects, so the
+    hashing by value that follows is short; equal objects that are not identical are merged there.
+    """
+    addresses = np.frombuffer(np.ascontiguousarray(column), dtype=np.intp)
+    codes, uniques = pd.factorize(addresses)
+    positions = np.empty(len(uniques), dtype=np.intp)
+    positions[codes] = np.arange(codes.size)  # any position of an address holds that same object
+    return column[positions], np.bincount(codes, minlength=len(uniques))
 
 
 def _column_of(values: npt.ArrayLike) -> pd.Series | npt.NDArray[np.generic]:
@@ -69,19 +88,25 @@ def _column_of(values: npt.ArrayLike) -> pd.Series | npt.NDArray[np.generic]:
     return np.ravel(values) if native else np.ravel(np.asarray(values, dtype=object))
 
 
-def _counts_of(column: pd.Series | npt.NDArray[np.generic]) -> CategoryCounts:
-    """`category_counts` of one column or chunk of one."""
+def _counts_of(
+    column: pd.Series | npt.NDArray[np.generic], weights: npt.NDArray[np.int64] | None = None
+) -> CategoryCounts:
+    """`category_counts` of one column or chunk of one, each value counted `weights` times (default once)."""
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    tallies = np.bincount(codes + 1, minlength=len(uniques) + 1)[1:]  # code -1 is missing
+    if weights is None:
+        tallies = np.bincount(codes + 1, minlength=len(uniques) + 1)[1:]  # code -1 is missing
+        rows = len(column)
+    else:
+        tallies = np.zeros(len(uniques) + 1, dtype=np.int64)
+        np.add.at(tallies, codes + 1, weights)
+        tallies, rows = tallies[1:], int(weights.sum())
     merged: dict[str, int] = {}
     for key, count in zip(_python_scalars(uniques), tallies.tolist(), strict=True):
         if count == 0:
             continue
         label = category_label(key)
         merged[label] = merged.get(label, 0) + count
-    counted = sum(merged.values())
-    rows = len(column)
-    return CategoryCounts(dict(sorted(merged.items())), rows, rows - counted)
+    return CategoryCounts(dict(sorted(merged.items())), rows, rows - sum(merged.values()))
 
 
 def _python_scalars(uniques: object) -> list[object]:
