@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from driftwatch.core.values import category_counts, finite_values
+from driftwatch.core.values import category_counts, sorted_finite_values
 
 Binning = Literal["quantile", "uniform"]
 FloatArray = npt.NDArray[np.float64]
@@ -178,8 +178,7 @@ def bin_counts(sorted_values: FloatArray, edges: FloatArray) -> IntArray:
 
 def profile_numeric(name: str, values: npt.ArrayLike, settings: ProfileSettings) -> NumericProfile:
     """Profile one numeric reference column (NaN, None and inf count as missing)."""
-    finite, rows = finite_values(values)
-    finite.sort()
+    finite, rows = sorted_finite_values(values)
     finite.setflags(write=False)
     edges = bin_edges(finite, settings)
     edges.setflags(write=False)

@@ -37,7 +37,7 @@ from scipy.stats._stats_py import _attempt_exact_2kssamp  # scipy's exact KS p-v
 
 from driftwatch.core.profile import CategoricalProfile, NumericProfile, ReferenceGrid, bin_counts
 from driftwatch.core.report import FeatureStats
-from driftwatch.core.values import CategoryCounts, category_counts, finite_values
+from driftwatch.core.values import CategoryCounts, category_counts, sorted_finite_values
 
 #: Largest sample size for which scipy computes the exact KS p-value (its MAX_AUTO_N).
 KS_EXACT_MAX = 10_000
@@ -166,10 +166,12 @@ class _GridCounts:
 
     @classmethod
     def of(cls, grid: ReferenceGrid, current: npt.NDArray[np.float64], n: int) -> _GridCounts:
-        """Count the batch at the grid points (two binary searches per point)."""
+        """Count the batch at the grid points (a binary search per point, a second where the batch holds it)."""
         m = current.size
-        cur_upto = np.searchsorted(current, grid.points, side="right")
         cur_below = np.searchsorted(current, grid.points, side="left")
+        cur_upto = cur_below.copy()
+        held = np.flatnonzero(current[np.minimum(cur_below, m - 1)] == grid.points)
+        cur_upto[held] = np.searchsorted(current, grid.points[held], side="right")
         differences = grid.upto / n - cur_upto / m
         below_first = -(int(cur_below[0]) / m)
         return cls(grid.upto[:-1], grid.below[1:], cur_upto[:-1], cur_below[1:], cur_upto,
@@ -216,15 +218,17 @@ def _distance_sums(
     """Per piece of the sorted batch cut after `upto` counts: the sum of its values' distances to a point.
 
     Piece 0 (values <= points[0]) and piece k (values in (points[k - 1], points[k]]) measure to
-    points[k]; the last piece (values > points[-1]) to points[-1]. Summed piece by piece (no cancellation).
+    points[k]; the last piece (values > points[-1]) to points[-1]. Each sum is size * (point - a) minus the
+    sum of (value - a) for the batch's median a: rounding scales with the values' spread, not their offset
+    (and a constant batch gives exact zeros).
     """
     m = current.size
+    anchor = current[m // 2]
     sizes = np.diff(upto, prepend=0, append=m)
-    distances = np.empty(m + 1)
-    ends = np.repeat(np.append(points, points[-1]), sizes)
-    np.subtract(ends, current, out=distances[:-1])
-    distances[m] = 0.0  # so that every start index below is valid
-    sums = np.add.reduceat(distances, np.concatenate(([0], upto)))
+    starts = np.concatenate(([0], upto))
+    inside = int(np.searchsorted(starts, m))  # pieces from here on are empty
+    sums = (np.append(points, points[-1]) - anchor) * sizes
+    sums[:inside] -= np.add.reduceat(current - anchor, starts[:inside])
     sums[sizes == 0] = 0.0
     sums[-1] = -sums[-1]
     return sums
@@ -393,11 +397,10 @@ def _scaled_integral(
 
 def numeric_stats(profile: NumericProfile, values: npt.ArrayLike, epsilon: float = 1e-4) -> FeatureStats:
     """All drift statistics of a numeric feature against its reference profile."""
-    current, rows = finite_values(values)
+    current, rows = sorted_finite_values(values)
     missing_share = (rows - current.size) / rows if rows else None
     if current.size == 0 or profile.sorted_values.size == 0:
         return FeatureStats(profile.name, "numeric", "insufficient_data", rows, missing_share)
-    current.sort()
     counts = bin_counts(current, profile.edges)
     reference = profile.sorted_values
     if current.size * SMALL_BATCH_RATIO <= reference.size:

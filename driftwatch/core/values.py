@@ -14,10 +14,12 @@ import numpy.typing as npt
 import pandas as pd
 
 
-def finite_values(values: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], int]:
-    """A fresh float64 array of the finite values, and the number of values given (missing included).
+def sorted_finite_values(values: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], int]:
+    """The finite values in ascending order (a fresh array), and the number of values given (missing included).
 
-    Raises ValueError when a value is neither a number nor missing (a string in a numeric column).
+    One sort does the filtering too: numpy orders -inf first and NaN after +inf, so the finite values are one
+    slice of the sorted copy. Raises ValueError when a value is neither a number nor missing (a string in a
+    numeric column).
     """
     if isinstance(values, pd.Series | pd.Index | pd.api.extensions.ExtensionArray):
         array = pd.Series(values).to_numpy(dtype=np.float64, na_value=np.nan)
@@ -27,8 +29,10 @@ def finite_values(values: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], int]:
             array = pd.Series(raw).to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             array = raw.astype(np.float64, copy=False)
-    array = np.ravel(array)
-    return array[np.isfinite(array)], int(array.size)
+    ordered = np.sort(array, axis=None)
+    first = int(np.searchsorted(ordered, -np.inf, side="right"))
+    end = int(np.searchsorted(ordered, np.inf, side="left"))
+    return ordered[first:end], int(array.size)
 
 
 @dataclass(frozen=True)
