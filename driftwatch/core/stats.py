@@ -223,11 +223,11 @@ def _distance_sums(
     (and a constant batch gives exact zeros).
     """
     m = current.size
-    anchor = current[m // 2]
+    anchor = float(current[m // 2])
     sizes = np.diff(upto, prepend=0, append=m)
     starts = np.concatenate(([0], upto))
     inside = int(np.searchsorted(starts, m))  # pieces from here on are empty
-    sums = (np.append(points, points[-1]) - anchor) * sizes
+    sums: npt.NDArray[np.float64] = (np.append(points, points[-1]) - anchor) * sizes
     sums[:inside] -= np.add.reduceat(current - anchor, starts[:inside])
     sums[sizes == 0] = 0.0
     sums[-1] = -sums[-1]
