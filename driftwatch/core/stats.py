@@ -266,15 +266,24 @@ def _merge_intervals(
     differences = ref_count[group_ends] / n - cur_count[group_ends] / m
     # Wasserstein: n m |F_R - F_C| right of each merged value times the gap to the next value (for an
     # interval's last value, to the interval's right end), plus each interval's start up to its first value;
-    # exact integers as floats (a float dot product runs at BLAS speed, a mixed integer one does not)
+    # exact integers as floats (a float dot product is SIMD-fast, a mixed integer one is not)
     starts = _starts(sizes)
     following = np.append(merged[1:], 0.0)
     following[starts + sizes - 1] = grid.points[1:][chosen]
     scaled = np.abs(ref_count * m - cur_count * n).astype(np.float64)
-    inside = float(np.dot(scaled, following - merged))
+    inside = _dot(scaled, following - merged)
     start_scaled = np.abs(ref_lo * m - cur_lo * n).astype(np.float64)
-    inside += float(np.dot(start_scaled, merged[starts] - grid.points[:-1][chosen]))
+    inside += _dot(start_scaled, merged[starts] - grid.points[:-1][chosen])
     return float(np.max(differences)), float(np.min(differences)), inside / n / m
+
+
+def _dot(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
+    """The dot product of two float vectors on the calling thread only.
+
+    `np.dot` hands it to OpenBLAS, whose worker threads then spin-wait and take the CPU from the other features'
+    threads (per-batch time measured 1.4x longer on two cores); `einsum` runs numpy's own SIMD loop instead.
+    """
+    return float(np.einsum("i,i->", a, b))
 
 
 def _starts(sizes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -321,7 +330,7 @@ def _ks_and_wasserstein_by_merge(
     gaps = np.diff(merged)
     del merged
     np.abs(scaled, out=scaled)
-    wasserstein = float(np.dot(scaled[:-1], gaps)) / n / m
+    wasserstein = _dot(scaled[:-1], gaps) / n / m
     return statistic, wasserstein
 
 
