@@ -15,11 +15,11 @@ import pandas as pd
 
 
 def sorted_finite_values(values: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], int]:
-    """The finite values in ascending order (a fresh array), and the number of values given (missing included).
+    """The finite values in ascending order (a slice of a fresh sorted copy), and the number of values given.
 
-    One sort does the filtering too: numpy orders -inf first and NaN after +inf, so the finite values are one
-    slice of the sorted copy. Raises ValueError when a value is neither a number nor missing (a string in a
-    numeric column).
+    The count includes missing values. One sort does the filtering too: numpy orders -inf first and NaN after
+    +inf, so the finite values are one slice of the sorted copy. Raises ValueError when a value is neither a
+    number nor missing (a string in a numeric column).
     """
     if isinstance(values, pd.Series | pd.Index | pd.api.extensions.ExtensionArray):
         array = pd.Series(values).to_numpy(dtype=np.float64, na_value=np.nan)
@@ -97,13 +97,9 @@ def _counts_of(
 ) -> CategoryCounts:
     """`category_counts` of one column or chunk of one, each value counted `weights` times (default once)."""
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    if weights is None:
-        tallies = np.bincount(codes + 1, minlength=len(uniques) + 1)[1:]  # code -1 is missing
-        rows = len(column)
-    else:
-        tallies = np.zeros(len(uniques) + 1, dtype=np.int64)
-        np.add.at(tallies, codes + 1, weights)
-        tallies, rows = tallies[1:], int(weights.sum())
+    # code -1 is missing; weighted tallies come back as floats, exact integers below 2**53
+    tallies = np.bincount(codes + 1, weights, minlength=len(uniques) + 1)[1:].astype(np.int64)
+    rows = len(column) if weights is None else int(weights.sum())
     merged: dict[str, int] = {}
     for key, count in zip(_python_scalars(uniques), tallies.tolist(), strict=True):
         if count == 0:
