@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -29,9 +30,24 @@ class StrictModel(BaseModel):
 
 
 def resolve_path(path: Path | str, info: ValidationInfo) -> Path:
-    """`path` made absolute against the config file's directory (the working directory without one)."""
+    """`path` made absolute against the config file's directory (the working directory without one).
+
+    A path with a NUL character, a name too long, or behind a folder that cannot be searched is a ValueError.
+    """
+    if "\0" in str(path):
+        raise ValueError("invalid path: it contains a NUL character")
     base = (info.context or {}).get("base_dir") or Path.cwd()
-    return Path(os.path.abspath(Path(base) / Path(path)))
+    resolved = Path(os.path.abspath(Path(base) / Path(path)))
+    try:
+        os.stat(resolved)
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            raise ValueError(f"invalid path: name too long ({len(str(resolved))} characters)") from None
+        if err.errno not in (errno.ENOENT, errno.ENOTDIR):  # missing is for the caller to judge
+            raise ValueError(f"cannot access {resolved}: {err.strerror}") from None
+    except ValueError as err:  # e.g. a lone surrogate, which has no file-system encoding
+        raise ValueError(f"invalid path: {err}") from None
+    return resolved
 
 
 def _columns(value: Any) -> Any:

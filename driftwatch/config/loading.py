@@ -1,4 +1,9 @@
-"""Reading a config: YAML with 1.2 booleans, `${VAR}` expansion, validation, and one-line `ConfigError`s."""
+"""Reading a config: YAML with 1.2 booleans, `${VAR}` expansion, validation, and one-line `ConfigError`s.
+
+Before the YAML is built into Python objects, its event stream is checked (without recursion) for what would
+otherwise crash or exhaust the loader: nesting deeper than `MAX_DEPTH`, an alias inside the node it refers to
+(`x: &a [*a]`), and more than `MAX_VALUES` values once aliases are expanded ("billion laughs").
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,11 @@ from pydantic import ValidationError
 from driftwatch.config.base import ProblemAt
 from driftwatch.config.root import Config
 from driftwatch.errors import ConfigError
+
+#: The deepest nesting of mappings and lists a config may have (aliases expanded).
+MAX_DEPTH = 64
+#: The most values (scalars, mappings and lists) a config may hold once its aliases are expanded.
+MAX_VALUES = 100_000
 
 _VARIABLE = re.compile(r"\$\$|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})?")
 
@@ -49,13 +59,18 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
 def parse_config(text: str, *, file: str = "<string>", base_dir: Path, env: Mapping[str, str]) -> Config:
     """Validate YAML `text`; `file` names it in messages (and becomes `Config.file` unless `<...>`)."""
     try:
+        _check_shape(text, file)
         data = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError:
+        raise
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"invalid YAML{where}: {' '.join(str(err.problem).split())}", file=file) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"invalid YAML: {' '.join(str(err).split())}", file=file) from None
+    except (ValueError, OverflowError) as err:  # a scalar the constructor cannot build, e.g. a 5,000-digit integer
+        raise ConfigError(f"invalid YAML value: {' '.join(str(err).split())}", file=file) from None
     if not isinstance(data, dict):
         got = "an empty document" if data is None else type(data).__name__
         raise ConfigError(f"expected a mapping at the top level, got {got}", file=file)
@@ -69,6 +84,48 @@ def parse_config(text: str, *, file: str = "<string>", base_dir: Path, env: Mapp
         path, problem = _describe(errors[0], data)
         more = f" (+{len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         raise ConfigError(problem + more, file=file, path=path) from None
+
+
+def _check_shape(text: str, file: str) -> None:
+    """Refuse YAML nested deeper than MAX_DEPTH, with a recursive alias, or over MAX_VALUES values expanded."""
+    open_nodes: list[list[Any]] = []  # per open mapping or list: [anchor, values, depth of its deepest child]
+    anchored: dict[str, tuple[int, int]] = {}  # anchor -> (values, depth) of the node it names
+
+    def where(event: yaml.Event) -> str:
+        return f"line {event.start_mark.line + 1}, column {event.start_mark.column + 1}"
+
+    def add(values: int, depth: int, event: yaml.Event) -> None:
+        if len(open_nodes) + depth > MAX_DEPTH:
+            through = f" (through alias *{event.anchor})" if isinstance(event, yaml.AliasEvent) else ""
+            raise ConfigError(f"YAML nested deeper than {MAX_DEPTH} levels at {where(event)}{through}", file=file)
+        if open_nodes:
+            top = open_nodes[-1]
+            top[1] += values
+            top[2] = max(top[2], depth)
+            values = top[1]
+        if values > MAX_VALUES:
+            raise ConfigError(f"YAML too large: more than {MAX_VALUES} values with aliases expanded, at {where(event)}",
+                              file=file)
+
+    for event in yaml.parse(text, Loader=_YamlLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            add(0, 1, event)
+            open_nodes.append([event.anchor, 1, 0])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, values, depth = open_nodes.pop()
+            if anchor is not None:
+                anchored[anchor] = (values, depth + 1)
+            add(values, depth + 1, event)
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor is not None:
+                anchored[event.anchor] = (1, 0)
+            add(1, 0, event)
+        elif isinstance(event, yaml.AliasEvent):
+            if any(node[0] == event.anchor for node in open_nodes):
+                raise ConfigError(f"recursive YAML alias *{event.anchor} at {where(event)} (it refers to a node "
+                                  "that contains it)", file=file)
+            values, depth = anchored.get(event.anchor, (1, 0))  # an undefined anchor: the loader names it below
+            add(values, depth, event)
 
 
 def _expand(node: Any, env: Mapping[str, str], at: tuple[str | int, ...], file: str) -> Any:

@@ -11,7 +11,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import Field, FiniteFloat, ValidationInfo, field_validator, model_validator
 
 from driftwatch.config.base import Columns, ProblemAt, StrictModel, resolve_path
-from driftwatch.config.durations import Duration, format_duration
+from driftwatch.config.durations import Duration, WindowDuration, format_duration
 from driftwatch.core.policy import DEFAULT_THRESHOLDS, LOWER_IS_WORSE, Level, Policy, Significance, check_level
 from driftwatch.core.profile import ProfileSettings
 
@@ -92,7 +92,7 @@ class FeaturesConfig(StrictModel):
 class PsiConfig(StrictModel):
     """Binning of numeric features for PSI and Jensen-Shannon."""
 
-    bins: int = Field(default=10, ge=2)
+    bins: int = Field(default=10, ge=2, le=1000)
     binning: Literal["quantile", "uniform"] = "quantile"
     epsilon: float = Field(default=1e-4, gt=0, le=0.1)
 
@@ -132,7 +132,7 @@ class MonitorConfig(StrictModel):
     reference: ReferenceConfig
     source: str
     schedule: ScheduleConfig
-    window: Duration
+    window: WindowDuration
     min_rows: int = Field(default=200, ge=1)
     features: FeaturesConfig = FeaturesConfig()
     psi: PsiConfig = PsiConfig()

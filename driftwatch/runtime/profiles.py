@@ -1,14 +1,15 @@
-"""Reference profiles on disk: build once, save as `.npz`, reuse after a restart while the inputs match."""
+"""Reference profiles on disk: build once, save as `.npz`, reuse after a restart while the inputs match.
+
+The cache is disposable: a file that cannot be read whole (0 bytes, truncated, corrupt, another version, other
+inputs) is rebuilt with a log line. It is written durably (fsync, rename, fsync of the folder) with mode 0644.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
-import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +26,7 @@ from driftwatch.core.profile import (
     profile_header,
 )
 from driftwatch.errors import ProfileError, SchemaMismatch
+from driftwatch.outputs.files import write_durably
 from driftwatch.sources import read_reference
 
 log = logging.getLogger("driftwatch.profiles")
@@ -42,11 +44,9 @@ def reference_key(path: Path, numeric: Sequence[str], categorical: Sequence[str]
 
 
 def save_profile(profile: Profile, path: Path, *, key: str = "") -> None:
-    """Write `profile` to `path` atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as tmp:
-        np.savez(tmp, **profile_arrays(profile, {"key": key}))
-    os.replace(tmp.name, path)
+    """Write `profile` to `path` durably (see `write_durably`: a crash leaves the old file or the new one)."""
+    arrays = profile_arrays(profile, {"key": key})
+    write_durably(path, lambda handle: np.savez(handle, **arrays))
 
 
 def load_profile(path: Path, *, key: str | None = None) -> Profile:
@@ -59,8 +59,10 @@ def load_profile(path: Path, *, key: str | None = None) -> Profile:
             return profile_from_arrays(arrays)
     except ProfileError:
         raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-        raise ProfileError(f"profile {path} is unusable: {err}") from err
+    except EOFError:  # what numpy says of a 0-byte file, e.g. after a power loss
+        raise ProfileError(f"profile {path} is unusable: empty or truncated file") from None
+    except Exception as err:  # the cache is disposable: whatever fails to read it, it is rebuilt
+        raise ProfileError(f"profile {path} is unusable: {type(err).__name__}: {err}") from err
 
 
 def cached_profile(
@@ -84,6 +86,11 @@ def cached_profile(
                                 categorical=categorical, settings=settings)
     except ValueError as err:
         raise SchemaMismatch(f"reference {reference}: {err}") from err
-    save_profile(profile, cache, key=key)
+    try:
+        save_profile(profile, cache, key=key)
+    except OSError as err:  # the run can go on without a cache; the next one tries again
+        log.warning("built reference profile in %.2fs, cannot save it to %s: %s", time.perf_counter() - started,
+                    cache, err.strerror or err)
+        return profile
     log.info("built reference profile in %.2fs, saved to %s", time.perf_counter() - started, cache)
     return profile
