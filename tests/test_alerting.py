@@ -19,6 +19,7 @@ from driftwatch.core.alerting import (
     AlertState,
     Notify,
     Observation,
+    model_switched_rules,
     observe_report,
     step,
 )
@@ -126,6 +127,22 @@ def test_notifications_carry_state_and_resolved_with():
     )
 
 
+def test_model_switched_fires_and_resolves_at_once_and_a_change_notifies_again():
+    """ModelSwitched rules fire and resolve on one run; a `changed` observation repeats before the interval."""
+    key = AlertKey("churn-inputs", "churn", "ModelSwitched")
+    rules = model_switched_rules(AlertRules(for_runs=3, resolve_after_runs=4, repeat_interval=4 * HOUR,
+                                            min_severity=C))
+    assert (rules.for_runs, rules.resolve_after_runs, rules.repeat_interval, rules.min_severity) == (1, 1, 4 * HOUR, W)
+    script = [(C, False), (C, False), (C, True), (C, False), (OK, False)]
+    states: dict[AlertKey, AlertState] = {}
+    reasons = []
+    for i, (severity, changed) in enumerate(script):
+        states, notifications = step(states, [Observation(key, severity, {"to": i}, changed)], T0 + i * HOUR, rules)
+        reasons.append(notifications[0].reason if notifications else None)
+    assert reasons == ["fired", "refresh", "repeat", "refresh", "resolved"]
+    assert states == {}
+
+
 def test_step_returns_fresh_dict_with_untouched_keys_and_sorted_notifications():
     """Unobserved keys are carried over; the input is not mutated; notifications are sorted by key."""
     rules = AlertRules(for_runs=1)
@@ -183,7 +200,7 @@ def _report(profile, *, shift: float, y_missing: bool = False, seed: int = 3) ->
     rng = np.random.default_rng(seed)
     y = np.full(1000, np.nan) if y_missing else rng.normal(0, 1, 1000)
     batch = {"x": rng.normal(shift, 1, 1000), "y": y, "c": rng.choice(["a", "b"], 1000)}
-    return compare(profile, batch, monitor="churn", window=WINDOW, workers=1)
+    return compare(profile, batch, monitor="churn", window=WINDOW)
 
 
 def test_observe_report_ok_run(profile):

@@ -4,6 +4,7 @@ a restart, and the mutating API refuses requests without the right token."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,12 +72,16 @@ def test_drift_switches_recovery_restores_and_state_survives_restart(tmp_path: P
             first.wait_for(lambda: any(r["active"] == "churn-v2" for r in routes_received(receiver)),
                            "route webhook with churn-v2")
             switched = first.json("/api/v1/models/churn")
+            firing = model_switched(first.json("/api/v1/alerts")["alerts"])
             assert "model churn: switched churn-v3 -> churn-v2" in first.log()
             write_dataset(tmp_path, shift=0.0)  # production data recovers
         finally:
             assert first.stop() == 0
         assert switched["active"] == "churn-v2" and switched["primary"] == "churn-v3"
         assert switched["actuation"]["file:0"] == "confirmed"
+        assert [(a["monitor"], a["phase"], a["severity"], a["details"]["to"]) for a in firing] == [
+            ("churn-inputs", "firing", "critical", "churn-v2")]
+        assert oct(os.stat(tmp_path / "var" / "routes" / "churn.json").st_mode & 0o777) == oct(0o644)
 
         second = DaemonProcess(path, port)
         try:
@@ -111,8 +116,15 @@ def test_drift_switches_recovery_restores_and_state_survives_restart(tmp_path: P
     assert metrics[("driftwatch_model_switches_total", (("direction", "restore"), ("model", "churn")))] == 1
 
 
+def model_switched(alerts: list[dict]) -> list[dict]:
+    return [a for a in alerts if a["alertname"] == "ModelSwitched" and a["subject"] == "churn"]
+
+
 def test_manual_switch_pin_and_cli(tmp_path: Path) -> None:
-    """An authenticated manual switch pins the model; `driftwatch models` switches back and unpins by the API."""
+    """An authenticated manual switch pins the model; `driftwatch models` switches back and unpins by the API.
+
+    A silence of ModelSwitched mutes its notifications while the switches, the audit and the alerts API go on.
+    """
     write_dataset(tmp_path, shift=0.0)
     with Receiver(secret=SECRET) as receiver:
         port = free_port()
@@ -121,6 +133,9 @@ def test_manual_switch_pin_and_cli(tmp_path: Path) -> None:
         try:
             daemon.wait_ready()
             auth = {"authorization": f"Bearer {TOKEN}"}
+            status, body = daemon.post_json("/api/v1/silences", {"matchers": {"alertname": "ModelSwitched"},
+                                                                 "duration": "1h"}, auth)
+            assert status == 201, body
             status, body = daemon.post_json("/api/v1/models/churn/switch",
                                             {"to": "churn-rules", "reason": "incident 42", "pin": True}, auth)
             assert status == 200, body
@@ -130,14 +145,24 @@ def test_manual_switch_pin_and_cli(tmp_path: Path) -> None:
             status, body = daemon.post_json("/api/v1/models/churn/switch", {"to": "churn-v9"}, auth)
             assert status == 400 and "churn-v9" in body
             daemon.wait_for(lambda: (route_file(tmp_path) or {}).get("active") == "churn-rules", "pinned route")
+            firing = model_switched(daemon.json("/api/v1/alerts")["alerts"])
             done = subprocess.run([sys.executable, "-m", "driftwatch", "models", "restore", "-c", str(path), "churn"],
                                   capture_output=True, text=True, timeout=60)
             assert done.returncode == 0, done.stderr
             restored = json.loads(done.stdout)["model"]
             assert restored["active"] == "churn-v3" and not restored["pinned"]
             history = daemon.json("/api/v1/models/churn/history")["history"]
+            assert model_switched(daemon.json("/api/v1/alerts")["alerts"]) == []
+            daemon.wait_for(lambda: any(r["active"] == "churn-v3" for r in routes_received(receiver)),
+                            "route webhook restore")
+            log = daemon.log()
         finally:
             assert daemon.stop() == 0
+    assert [(a["monitor"], a["phase"], a["details"]["to"], a["details"]["actor"]) for a in firing] == [
+        ("churn-inputs", "firing", "churn-rules", "api")]
+    assert "alert churn-inputs/churn/ModelSwitched firing (fired) silenced" in log
+    assert "alert churn-inputs/churn/ModelSwitched resolved (resolved) silenced" in log
+    assert [r for r in receiver.requests if r.path == "/alerts" and r.json()["alertname"] == "ModelSwitched"] == []
     actors = [(h["actor"], h["to"], h["reason"]) for h in reversed(history)]
     assert actors[0] == ("api", "churn-rules", "incident 42")
     assert actors[-1] == ("cli", "churn-v3", "manual restore from the CLI")

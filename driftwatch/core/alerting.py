@@ -13,9 +13,13 @@ removed from the config): that counts as clean, so the alert resolves.
 
 While firing every run yields exactly one `Notify`: "fired" on the run that starts firing, "escalated"
 when the severity rises above the last notified one, "repeat" once `repeat_interval` has passed since the
-last notification, "resolved" on the run that ends the alert, and otherwise "refresh". Refreshes are
-only for sinks that need an active alert re-posted (Alertmanager); other sinks ignore them, which makes
-a de-escalation silent for them.
+last notification (or at once when the observation says the condition `changed`), "resolved" on the run
+that ends the alert, and otherwise "refresh". Refreshes are only for sinks that need an active alert
+re-posted (Alertmanager); other sinks ignore them, which makes a de-escalation silent for them.
+
+`ModelSwitched` (subject: the model) is observed by the model switching shell, not by `observe_report`:
+critical while the model serves a version other than its primary, clean once it is back; it fires and
+resolves at once (`model_switched_rules`), and a move to another fallback is a `changed` observation.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ NotifyStatus = Literal["firing", "resolved"]
 NotifyReason = Literal["fired", "repeat", "escalated", "refresh", "resolved"]
 
 ALERT_NAMES: tuple[str, ...] = get_args(AlertName)
+MODEL_SWITCHED = "ModelSwitched"
 DATASET_SUBJECT = "dataset"
 MONITOR_SUBJECT = "monitor"
 #: Statistics of a feature copied into the details of its FeatureDrift observation.
@@ -152,11 +157,16 @@ class AlertState:
 
 @dataclass(frozen=True)
 class Observation:
-    """What one run says about one alert key; `Severity.OK` means clean."""
+    """What one run says about one alert key; `Severity.OK` means clean.
+
+    `changed`: the breaching condition changed in substance (a model moved to another fallback), so a firing
+    alert notifies again now (reason "repeat") instead of waiting for `repeat_interval`.
+    """
 
     key: AlertKey
     severity: Severity
     details: Mapping[str, Any]
+    changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,6 +186,11 @@ class Notify:
         """Deterministic id of this notification (the same on every delivery attempt and after a restart)."""
         text = f"{self.key.to_str()}|{self.started_at.isoformat()}|{self.status}|{self.reason}|{self.at.isoformat()}"
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def model_switched_rules(rules: AlertRules) -> AlertRules:
+    """The rules of a ModelSwitched alert: it fires and resolves at once and repeats like `rules` say."""
+    return replace(rules, for_runs=1, resolve_after_runs=1, min_severity=Severity.WARNING)
 
 
 def observe_report(monitor: str, report: Report | None, outcome: str, error: str | None) -> tuple[Observation, ...]:
@@ -298,7 +313,8 @@ def _advance(
         return fired, _notify(fired, "fired", now)
     if state.notified_severity is None or state.severity > state.notified_severity:
         reason: NotifyReason = "escalated"
-    elif state.last_notified_at is None or now - state.last_notified_at >= rules.repeat_interval:
+    elif (observation.changed or state.last_notified_at is None
+          or now - state.last_notified_at >= rules.repeat_interval):
         reason = "repeat"
     else:
         return state, _notify(state, "refresh", now)

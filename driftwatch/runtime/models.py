@@ -1,22 +1,22 @@
 """Fallback switching in the daemon: feed monitor runs and manual actions to the pure logic, then persist,
-audit, actuate (route file, signed webhook through the outbox) and raise `ModelSwitched` alerts.
+audit, actuate (through the `Actuator`s of `driftwatch.outputs.actuators`) and step the `ModelSwitched` alert.
 
 A model's route, the JSON that serving layers read (`GET /api/v1/models/NAME`, the route file, the webhook):
 `{"model", "active", "primary", "fallbacks", "pinned", "since", "reason", "state_version"}`.
+
+One transaction per decision holds the model's state, its audit entries, the actuators' outbox rows, and the
+ModelSwitched alert state with its notifications (`Alerting.apply_model`: silences, repeats, the alerts API).
+Direct actuators (the route file) run after it commits; a crash in between leaves the file one version behind
+until the next start or run rewrites it from the stored state.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from driftwatch.config import Config, FileActuatorConfig, ModelConfig
@@ -36,8 +36,10 @@ from driftwatch.core.fallback import (
 )
 from driftwatch.core.report import Severity
 from driftwatch.errors import ModelSwitchError
-from driftwatch.outputs.notifiers import Notifier, WebhookNotifier
+from driftwatch.outputs.actuators import Actuator, FileActuator, OutboxRow, WebhookActuator
+from driftwatch.outputs.notifiers import Notifier
 from driftwatch.outputs.outbox import RetryPolicy
+from driftwatch.runtime.alerts import Alerting
 from driftwatch.runtime.monitor import RunResult
 from driftwatch.runtime.store import Store
 
@@ -59,33 +61,28 @@ def route(spec: ModelSpec, state: ModelState) -> dict[str, Any]:
             "state_version": state.state_version}
 
 
-def actuator_sink(model: str, index: int) -> str:
-    """The outbox sink name of a model's webhook actuator."""
-    return f"actuator:{model}:{index}"
-
-
-def route_delivery_id(model: str, index: int, state_version: int) -> str:
-    """The Standard Webhooks message id of one route version to one actuator."""
-    return "msg_" + hashlib.sha256(f"route:{model}:{index}:{state_version}".encode()).hexdigest()[:32]
-
-
-def write_route_file(path: Path, document: Mapping[str, Any]) -> None:
-    """Atomically replace `path` with `document` as JSON (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False) as tmp:
-        json.dump(document, tmp, indent=2)
-        tmp.write("\n")
-    os.replace(tmp.name, path)
+def build_actuators(name: str, config: ModelConfig) -> tuple[Actuator, ...]:
+    """The actuators of model `name`, in config order."""
+    actuators: list[Actuator] = []
+    for i, a in enumerate(config.actuators):
+        if isinstance(a, FileActuatorConfig):
+            actuators.append(FileActuator(name, i, a.path))
+        else:
+            actuators.append(WebhookActuator(name, i, a.url, secret=a.secret.get_secret_value() if a.secret else None,
+                                             timeout=a.timeout.total_seconds(),
+                                             retry=RetryPolicy(a.retry.initial, a.retry.max_interval,
+                                                               a.retry.max_age)))
+    return tuple(actuators)
 
 
 class Models:
     """The switching state of every configured model; thread-safe (runs and API calls share one lock)."""
 
-    def __init__(self, store: Store, config: Config, now: datetime) -> None:
+    def __init__(self, store: Store, config: Config, now: datetime, alerting: Alerting) -> None:
         self._store = store
+        self._alerting = alerting
         self._lock = threading.Lock()
-        self._files: dict[tuple[str, int], str] = {}  # (model, actuator index) -> "confirmed" or the error
+        self._actuators: dict[str, tuple[Actuator, ...]] = {}
         self._states: dict[str, ModelState] = {}
         stored = store.model_states()
         self._config = config
@@ -98,6 +95,7 @@ class Models:
         with self._lock:
             self._config = config
             self._specs = {name: model_spec(name, m) for name, m in config.models.items()}
+            self._actuators = {name: build_actuators(name, m) for name, m in config.models.items()}
             for name, spec in self._specs.items():
                 state = self._states.get(name)
                 if state is None and stored and name in stored:
@@ -109,25 +107,17 @@ class Models:
                 feeding = set(config.model_monitors(name))
                 self._states[name] = replace(state, monitor_severity={
                     m: s for m, s in state.monitor_severity.items() if m in feeding})
-                self._write_files(name)
+                self._actuate(name)
 
     def notifiers(self) -> dict[str, Notifier]:
-        """The outbox sinks of the webhook actuators."""
-        return {
-            actuator_sink(name, i): WebhookNotifier(actuator_sink(name, i), a.url,
-                                                    a.secret.get_secret_value() if a.secret else None,
-                                                    a.timeout.total_seconds())
-            for name, model in self._config.models.items()
-            for i, a in enumerate(model.actuators) if a.kind == "webhook"
-        }
+        """The outbox sinks of the actuators (webhooks)."""
+        return {sink: notifier for actuators in self._actuators.values() for a in actuators
+                for sink, (notifier, _) in a.sinks().items()}
 
     def retry_policies(self) -> dict[str, RetryPolicy]:
-        """Retry policies of the webhook actuators."""
-        return {
-            actuator_sink(name, i): RetryPolicy(a.retry.initial, a.retry.max_interval, a.retry.max_age)
-            for name, model in self._config.models.items()
-            for i, a in enumerate(model.actuators) if a.kind == "webhook"
-        }
+        """The retry policies of the actuators' outbox sinks."""
+        return {sink: policy for actuators in self._actuators.values() for a in actuators
+                for sink, (_, policy) in a.sinks().items()}
 
     # -- events ---------------------------------------------------------------------------------------------------
     def after_run(self, monitor: str, result: RunResult, now: datetime) -> None:
@@ -146,7 +136,7 @@ class Models:
             spec, state = self._specs[name], self._states[name]
             new, decisions = on_monitor_run(spec, state, outcome, now)
             self._commit(spec, state, new, decisions, now, trigger=monitor, actor="auto")
-            self._write_files(name)  # also retries a route file that failed before
+            self._actuate(name)  # also retries a route file that failed before
 
     def switch(self, name: str, to: str, *, reason: str, pin: bool, actor: str, now: datetime) -> dict[str, Any]:
         """Manual switch to version `to` (pinned if `pin`); returns the outcome and the route."""
@@ -204,7 +194,7 @@ class Models:
     def _manual(self, spec: ModelSpec, old: ModelState, new: ModelState, decision: Decision, now: datetime,
                 actor: str) -> dict[str, Any]:
         self._commit(spec, old, new, (decision,), now, trigger=None, actor=actor)
-        self._write_files(spec.name)
+        self._actuate(spec.name)
         changed = new.state_version != old.state_version
         message = decision.reason if isinstance(decision, NoChange) else (
             f"{'would switch' if decision.dry_run else 'switched'} {decision.from_version} -> {decision.to_version}")
@@ -212,7 +202,8 @@ class Models:
 
     def _commit(self, spec: ModelSpec, old: ModelState, new: ModelState, decisions: Sequence[Decision],
                 now: datetime, *, trigger: str | None, actor: str) -> None:
-        """Persist `new` with its audit entries and deliveries in one transaction (nothing if nothing changed).
+        """Persist `new` with its audit entries, the actuators' outbox rows and the step of the model's
+        ModelSwitched alert in one transaction (nothing if nothing changed).
 
         Every switch and every manual action is audited; automatic no-change decisions are only logged.
         """
@@ -227,78 +218,51 @@ class Models:
                             "would switch" if d.dry_run else "switched", d.from_version, d.to_version, d.reason,
                             d.actor, " [dry run]" if d.dry_run else "",
                             extra={"model": spec.name, "to": d.to_version, "direction": d.direction})
-        if new == old and not history:
-            return
-        deliveries: list[tuple[str, str, dict[str, Any]]] = []
+        changed = new != old or bool(history)
+        deliveries: list[OutboxRow] = []
         if new.active != old.active or new.pinned != old.pinned:
             deliveries += self._route_deliveries(spec, new)
-        for d in decisions:
-            if isinstance(d, Switch) and not d.dry_run:
-                deliveries += self._switch_alerts(spec, new, d, trigger)
-        self._store.apply_model_change(spec.name, new.to_dict(), history, deliveries, now)
+
+        def persist(alerts: Mapping[str, dict[str, Any] | None], notifications: Sequence[OutboxRow]) -> None:
+            if changed:
+                self._store.apply_model_change(spec.name, new.to_dict(), history, [*deliveries, *notifications], now,
+                                               alerts=alerts)
+            elif alerts or notifications:
+                self._store.apply_alert_changes(alerts, notifications, now)
+
+        switches = [d for d in decisions if isinstance(d, Switch) and not d.dry_run]
+        monitors = self._config.model_monitors(spec.name)
+        if monitors:  # always, in a valid config
+            self._alerting.apply_model(
+                self._config, spec.name, trigger or monitors[0], off_primary=new.active != spec.primary,
+                details=switch_details(spec, new, switches[-1] if switches else None), changed=bool(switches),
+                now=now, persist=persist)
+        else:
+            persist({}, [])
         self._states[spec.name] = new
 
-    def _route_deliveries(self, spec: ModelSpec, state: ModelState) -> list[tuple[str, str, dict[str, Any]]]:
+    def _route_deliveries(self, spec: ModelSpec, state: ModelState) -> list[OutboxRow]:
         document = route(spec, state)
-        return [(route_delivery_id(spec.name, i, state.state_version), actuator_sink(spec.name, i), document)
-                for i, a in enumerate(self._config.models[spec.name].actuators) if a.kind == "webhook"]
+        return [row for a in self._actuators[spec.name] for row in a.outbox_rows(document)]
 
-    def _switch_alerts(self, spec: ModelSpec, state: ModelState, switch: Switch,
-                       trigger: str | None) -> list[tuple[str, str, dict[str, Any]]]:
-        """A `ModelSwitched` notification to the sinks of the monitors feeding the model."""
-        monitors = self._config.model_monitors(spec.name)
-        sinks = sorted({sink for m in monitors for sink in self._config.alert_sinks(m)})
-        notification_id = hashlib.sha256(f"ModelSwitched:{spec.name}:{state.state_version}".encode()).hexdigest()[:32]
-        fallback = switch.direction == "fallback"
-        event = {
-            "event": "alert.firing" if fallback else "alert.resolved",
-            "notification_id": notification_id,
-            "alertname": "ModelSwitched",
-            "monitor": trigger or (monitors[0] if monitors else spec.name),
-            "subject": spec.name,
-            "feature": None,
-            "status": "firing" if fallback else "resolved",
-            "severity": "critical",
-            "reason": f"{switch.from_version} -> {switch.to_version}: {switch.reason}",
-            "started_at": state.since.isoformat(),
-            "at": switch.at.isoformat(),
-            "details": {"model": spec.name, "from": switch.from_version, "to": switch.to_version,
-                        "actor": switch.actor, "reason": switch.reason, "statistics": {},
-                        "trigger": dict(switch.details)},
-            "links": {"report": f"{self._config.server.base_url}/api/v1/models/{spec.name}"},
-        }
-        return [("msg_" + hashlib.sha256(f"{notification_id}:{sink}".encode()).hexdigest()[:32], sink, event)
-                for sink in sinks]
-
-    def _write_files(self, name: str) -> None:
-        """Make every file actuator of `name` hold the current route; remember failures for the status."""
+    def _actuate(self, name: str) -> None:
+        """Give every direct actuator of `name` (the route file) the current route."""
         document = route(self._specs[name], self._states[name])
-        for i, actuator in enumerate(self._config.models[name].actuators):
-            if not isinstance(actuator, FileActuatorConfig):
-                continue
-            try:
-                current = json.loads(actuator.path.read_text()) if actuator.path.exists() else None
-                if current != document:
-                    write_route_file(actuator.path, document)
-                self._files[(name, i)] = "confirmed"
-            except (OSError, ValueError) as err:
-                self._files[(name, i)] = f"failed: {err}"
-                log.error("model %s: cannot write route file %s: %s", name, actuator.path, err)
+        for actuator in self._actuators[name]:
+            actuator.apply(document)
 
     def _actuation(self, name: str, state: ModelState) -> dict[str, str]:
-        status = {}
-        for i, actuator in enumerate(self._config.models[name].actuators):
-            label = f"{actuator.kind}:{i}"
-            if isinstance(actuator, FileActuatorConfig):
-                status[label] = self._files.get((name, i), "pending")
-                continue
-            delivery = self._store.delivery(route_delivery_id(name, i, state.state_version))
-            if delivery is None:
-                status[label] = "confirmed"  # this state version needed no delivery (e.g. a dry-run decision)
-            else:
-                status[label] = {"delivered": "confirmed", "dead": f"failed: {delivery.last_error}"}.get(
-                    delivery.status, "pending")
-        return status
+        document = route(self._specs[name], state)
+        return {a.label: a.status(document, self._store) for a in self._actuators[name]}
+
+
+def switch_details(spec: ModelSpec, state: ModelState, switch: Switch | None) -> dict[str, Any]:
+    """The details of a ModelSwitched alert: the switch (model, from, to, actor, reason, trigger), or the state."""
+    if switch is None:
+        return {"model": spec.name, "from": None, "to": state.active, "actor": state.actor, "reason": state.reason,
+                "trigger": {}}
+    return {"model": spec.name, "from": switch.from_version, "to": switch.to_version, "actor": switch.actor,
+            "reason": switch.reason, "trigger": dict(switch.details)}
 
 
 def audit_entry(decision: Decision, old: ModelState, new: ModelState, *, actor: str, config_hash: str,
