@@ -270,3 +270,16 @@ def test_webhook_actuator_rows_status_and_sink(tmp_path: Path):
         assert actuator.status(route, store) == "pending"
         store.mark_dead(store.delivery(delivery_id).id, "gave up")  # type: ignore[union-attr]
         assert actuator.status(route, store) == "failed: gave up"
+
+
+def test_monitor_alerting_leaves_the_model_alert_to_the_model_shell(shell: Shell, runs):
+    """A run's drift alerting neither ends, refreshes nor duplicates the ModelSwitched alert keyed to its monitor."""
+    policy = shell.config.monitors["churn-inputs"].policy()
+    shell.alerting.after_run(shell.config, "churn-inputs", runs["drift"], policy, T0)
+    shell.models.after_run("churn-inputs", runs["drift"], T0)
+    firing = shell.alert()
+    for i in (1, 2):
+        shell.alerting.after_run(shell.config, "churn-inputs", runs["clean"], policy, T0 + i * MINUTE)
+    assert shell.alert() == firing
+    assert KEY.to_str() in shell.store.alert_states()
+    assert [e["status"] for e in shell.events()] == ["firing"]
