@@ -8,6 +8,9 @@ From a notebook::
     report.severity, report.to_dict()
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from driftwatch.core import (
     FeatureResult,
     FeatureStats,
@@ -19,8 +22,9 @@ from driftwatch.core import (
     Severity,
     Significance,
     build_profile,
-    compare,
 )
+from driftwatch.core import compare as _compare
+from driftwatch.runtime.stats_pool import stats_executor
 
 __version__ = "0.1.0"
 
@@ -28,3 +32,9 @@ __all__ = [
     "FeatureResult", "FeatureStats", "Level", "Policy", "Profile", "ProfileSettings", "Report", "Severity",
     "Significance", "__version__", "build_profile", "compare",
 ]
+
+
+def compare(profile: Profile, batch: Mapping[str, Any], policy: Policy | None = None, **options: Any) -> Report:
+    """`driftwatch.core.compare` with features computed on the process's shared statistics pool."""
+    options.setdefault("executor", stats_executor())
+    return _compare(profile, batch, policy, **options)

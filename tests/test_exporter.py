@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from driftwatch.core.report import FeatureResult, FeatureStats, Report, Severity
+from driftwatch.core.status import DURATION_BUCKETS, MonitorStatus
 from driftwatch.outputs.exporter import DriftCollector, metrics_registry
-from driftwatch.runtime.status import DURATION_BUCKETS, MonitorStatus
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 T1 = datetime(2024, 5, 1, 12, 5, tzinfo=UTC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import numpy as np
@@ -15,6 +16,9 @@ from hypothesis import strategies as st
 from driftwatch.core import Level, Policy, Severity, Significance, build_profile, compare
 from driftwatch.core.policy import adjust_pvalues, check_level, evaluate, summarise
 from driftwatch.core.report import FeatureStats
+
+#: A caller-owned pool, as the daemon passes its own to compare().
+POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="test-stats")
 
 # --------------------------------------------------------------------------------------------------
 # Multiple-testing correction
@@ -254,13 +258,13 @@ def test_all_features_insufficient():
 
 
 # --------------------------------------------------------------------------------------------------
-# compare(): end to end, large-sample honesty, workers, errors, JSON
+# compare(): end to end, large-sample honesty, thread pool, errors, JSON
 # --------------------------------------------------------------------------------------------------
 
 
 def _compare_one(reference: np.ndarray, current: np.ndarray):
     profile = build_profile({"x": reference}, numeric=["x"])
-    return compare(profile, {"x": current}, workers=1)
+    return compare(profile, {"x": current})
 
 
 def test_large_samples_immaterial_shift_is_ok():
@@ -281,7 +285,7 @@ def test_small_batches_from_reference_rarely_warn():
     warned = 0
     psi_over_threshold = 0
     for seed in range(1, 51):
-        report = compare(profile, {"x": np.random.default_rng(seed).normal(0, 1, 100)}, workers=1)
+        report = compare(profile, {"x": np.random.default_rng(seed).normal(0, 1, 100)})
         warned += report.severity >= Severity.WARNING
         psi_over_threshold += report.feature("x").stats.psi >= 0.1
     assert warned <= 2
@@ -313,11 +317,11 @@ def _mixed_profile():
     return build_profile(_mixed(1, 3000), numeric=["a", "b", "d", "e"], categorical=["c"])
 
 
-def test_workers_give_identical_reports():
-    """compare with one worker and with two gives the same report."""
+def test_pool_gives_identical_reports():
+    """compare on the calling thread and on a thread pool gives the same report."""
     profile, batch = _mixed_profile(), _mixed(2, 800, shift=0.3)
-    one = compare(profile, batch, workers=1)
-    two = compare(profile, batch, workers=2)
+    one = compare(profile, batch)
+    two = compare(profile, batch, executor=POOL)
     assert one == two
     assert one.to_dict() == two.to_dict()
     assert [r.name for r in one.features] == ["a", "b", "d", "e", "c"]
@@ -332,7 +336,7 @@ def test_compare_threads_leave_warning_filters_alone():
     with warnings.catch_warnings():  # restores the filters for the rest of the session whatever happens
         before = list(warnings.filters)
         for _ in range(20):  # a race: each call leaks in roughly half the runs, so 20 calls make it certain
-            compare(profile, batch, workers=8)
+            compare(profile, batch, executor=POOL)
             assert list(warnings.filters) == before
 
 
@@ -347,7 +351,7 @@ def test_missing_batch_column_raises_key_error():
 def test_report_to_dict_is_json():
     """Report.to_dict is strict JSON with the documented keys."""
     window = (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC))
-    report = compare(_mixed_profile(), _mixed(2, 800, shift=0.3), monitor="m1", window=window, workers=1)
+    report = compare(_mixed_profile(), _mixed(2, 800, shift=0.3), monitor="m1", window=window)
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert data["monitor"] == "m1"
     assert data["window"] == {"start": "2024-05-01T00:00:00+00:00", "end": "2024-05-02T00:00:00+00:00"}
@@ -382,7 +386,7 @@ def test_insufficient_report_to_dict_is_json():
     """An all-missing batch gives an insufficient_data report that still serialises as strict JSON."""
     profile = _mixed_profile()
     batch = {name: np.full(5, None, dtype=object) for name in profile.features}
-    report = compare(profile, batch, workers=2)
+    report = compare(profile, batch, executor=POOL)
     assert report.status == "insufficient_data"
     assert report.drift_share is None
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))

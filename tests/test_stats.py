@@ -716,6 +716,7 @@ def test_property_chunked_bin_counts_equal_whole(reference, values, cuts):
 
 from driftwatch.core import stats as stats_module  # noqa: E402
 from driftwatch.core.compare import compare  # noqa: E402
+from driftwatch.runtime.stats_pool import stats_executor  # noqa: E402
 
 
 def _both_paths(reference: np.ndarray, current: np.ndarray) -> list[tuple[float, float]]:
@@ -820,14 +821,14 @@ def test_category_counts_of_lists_and_pandas_columns():
     assert (dict(strings.counts), strings.missing) == ({"x": 2, "y": 1}, 1)
 
 
-def test_compare_default_workers_and_order_match_one_thread():
-    """The default pool (largest feature first) gives the same report, in profile order, as workers=1."""
+def test_compare_on_a_pool_matches_one_thread_in_profile_order():
+    """On a thread pool (largest feature first) compare gives the same report, in profile order, as on one thread."""
     rng = np.random.default_rng(11)
     labels = np.array(["a", "b", "c"], dtype=object)
     reference = {"small": rng.normal(size=300), "big": rng.normal(size=150_000), "c": labels[rng.integers(0, 3, 900)]}
     batch = {"small": rng.normal(size=50), "big": rng.normal(0.1, 1, 150_000), "c": labels[rng.integers(0, 3, 90)]}
     profile = build_profile(reference, numeric=["small", "big"], categorical=["c"])
-    pooled, single = compare(profile, batch), compare(profile, batch, workers=1)
+    pooled, single = compare(profile, batch, executor=stats_executor()), compare(profile, batch)
     assert [r.name for r in pooled.features] == ["small", "big", "c"]
     assert pooled.to_dict() == single.to_dict()
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sized
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from datetime import datetime
 
 import numpy.typing as npt
@@ -22,24 +21,19 @@ def compare(
     *,
     monitor: str | None = None,
     window: tuple[datetime, datetime] | None = None,
-    workers: int | None = None,
+    executor: Executor | None = None,
 ) -> Report:
     """Drift report of `batch` (column name -> values) against `profile` under `policy`.
 
-    Features run on a small thread pool, largest first (`workers`; default: the CPU count when the
-    batch holds at least `PARALLEL_MIN_WORK` values and merge steps in all, else one thread, since
-    starting threads costs more than a small batch): numpy's sort, searchsorted and most array
-    operations release the GIL. Raises KeyError naming a profiled feature the batch lacks.
+    With an `executor` (a thread pool owned by the caller), features run on it largest first: numpy's sort,
+    searchsorted and most array operations release the GIL. Without one they run on the calling thread.
+    Raises KeyError naming a profiled feature the batch lacks.
     """
     policy = policy or Policy()
     missing = [name for name in profile.features if name not in batch]
     if missing:
         raise KeyError(f"batch has no column {', '.join(map(repr, missing))}")
     features = sorted(profile.features.values(), key=lambda f: _work(f, batch[f.name]), reverse=True)
-    if workers is None:
-        total = sum(_work(f, batch[f.name]) for f in features)
-        workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_WORK else 1
-    workers = max(1, min(workers, len(features)))
     epsilon = profile.settings.epsilon
 
     def stats_of(feature: FeatureProfile) -> FeatureStats:
@@ -48,11 +42,7 @@ def compare(
         return categorical_stats(feature, batch[feature.name], epsilon)
 
     # largest work first, so that no big feature starts last on an otherwise idle pool
-    if workers == 1:
-        computed = [stats_of(f) for f in features]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="driftwatch-stats") as pool:
-            computed = list(pool.map(stats_of, features))
+    computed = list(executor.map(stats_of, features)) if executor else [stats_of(f) for f in features]
     by_name = {s.name: s for s in computed}
     stats = [by_name[name] for name in profile.features]
     rows = max((s.rows for s in stats), default=0)
@@ -60,10 +50,6 @@ def compare(
     start, end = window or (None, None)
     return Report(report.features, report.reference_rows, report.current_rows, report.status,
                   report.severity, report.drift_share, monitor, start, end, report.reason)
-
-
-#: Default to one thread below this much work (batch values, plus reference values merged).
-PARALLEL_MIN_WORK = 200_000
 
 
 #: Categorical counting (object pointers hashed GIL-free, then the few distinct objects by value) costs about

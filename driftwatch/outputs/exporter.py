@@ -20,7 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from driftwatch.runtime.status import DURATION_BUCKETS, MonitorStatus
+from driftwatch.core.status import DURATION_BUCKETS, MonitorStatus
 
 #: Gauges `driftwatch_feature_<attribute>` (labels monitor, feature): (FeatureStats attribute, HELP).
 FEATURE_STATISTICS: tuple[tuple[str, str], ...] = (
@@ -132,14 +132,20 @@ def _monitor_families(statuses: Mapping[str, MonitorStatus]) -> list[Metric]:
         "Monitor runs that failed with an error since the daemon started.",
         labels=["monitor"],
     )
+    skipped = CounterMetricFamily(
+        "driftwatch_monitor_runs_skipped",
+        "Scheduled runs skipped because the monitor's previous run was still going.",
+        labels=["monitor"],
+    )
     for name, status in statuses.items():
         for metric, value in _monitor_values(status).items():
             if value is not None:
                 samples[metric].append(([name], value))
         runs.add_metric([name], status.runs_total)
         failures.add_metric([name], status.failures_total)
+        skipped.add_metric([name], status.skipped_total)
     gauges = [_gauge(name, doc, ["monitor"], samples[name]) for name, doc in MONITOR_GAUGES]
-    return [*gauges, runs, failures]
+    return [*gauges, runs, failures, skipped]
 
 
 def _monitor_values(status: MonitorStatus) -> dict[str, float | None]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,9 +18,9 @@ from driftwatch.core.compare import compare
 from driftwatch.core.policy import Policy
 from driftwatch.core.profile import Profile
 from driftwatch.core.report import Report
+from driftwatch.core.status import Outcome
 from driftwatch.errors import SchemaMismatch, SourceError
 from driftwatch.runtime.profiles import cached_profile
-from driftwatch.runtime.status import Outcome
 from driftwatch.sources import DataSource, open_source, reference_columns
 
 log = logging.getLogger("driftwatch.monitor")
@@ -89,17 +90,31 @@ def prepare_monitor(name: str, config: Config, profile_dir: Path, sources: Mappi
 
 
 def open_sources(config: Config) -> dict[str, DataSource]:
-    """One DataSource per configured source."""
+    """One DataSource per configured source, its waits bounded by the shortest `timeout` of its monitors."""
+    timeouts: dict[str, float] = {}
+    for monitor in config.monitors.values():
+        seconds = monitor.timeout.total_seconds()
+        timeouts[monitor.source] = min(seconds, timeouts.get(monitor.source, seconds))
     return {
         name: open_source(name, s.kind, timestamp_column=s.timestamp_column, path=getattr(s, "path", None),
                           url=getattr(s, "url", None), table=getattr(s, "table", None),
-                          query=getattr(s, "query", None))
+                          query=getattr(s, "query", None), timeout=timeouts.get(name))
         for name, s in config.sources.items()
     }
 
 
-def run_monitor(monitor: Monitor, now: datetime) -> RunResult:
-    """Read the window ending at `now` and compare it with the reference; source errors become outcome error."""
+def close_sources(sources: Iterable[DataSource]) -> None:
+    """Release what the sources hold (database connection pools); never raises."""
+    for source in sources:
+        try:
+            source.close()
+        except Exception as err:  # closing is best effort: a broken pool must not stop a reload or shutdown
+            log.warning("source %s: cannot close: %s", source.name, err)
+
+
+def run_monitor(monitor: Monitor, now: datetime, executor: Executor | None = None) -> RunResult:
+    """Read the window ending at `now` and compare it with the reference (features on `executor`, if given);
+    source errors become outcome error."""
     end = now
     start = now - monitor.config.window
     try:
@@ -111,7 +126,8 @@ def run_monitor(monitor: Monitor, now: datetime) -> RunResult:
     if rows < monitor.config.min_rows:
         reason = f"{rows} rows in the window, fewer than min_rows {monitor.config.min_rows}"
         return RunResult("insufficient_data", start, end, rows, error=reason)
-    report = compare(monitor.profile, batch, monitor.policy, monitor=monitor.name, window=(start, end))
+    report = compare(monitor.profile, batch, monitor.policy, monitor=monitor.name, window=(start, end),
+                     executor=executor)
     if report.status != "ok":
         return RunResult("insufficient_data", start, end, rows, report=None, error=report.reason)
     return RunResult("ok", start, end, rows, report=report)

@@ -27,9 +27,12 @@ KINDS = ("parquet", "csv", "sql")
 
 def open_source(
     name: str, kind: str, *, timestamp_column: str, path: str | None = None, url: str | None = None,
-    table: str | None = None, query: str | None = None,
+    table: str | None = None, query: str | None = None, timeout: float | None = None,
 ) -> DataSource:
-    """A source of `kind` (parquet, csv: `path` is a glob; sql: `url` with `table` or `query`)."""
+    """A source of `kind` (parquet, csv: `path` is a glob; sql: `url` with `table` or `query`).
+
+    `timeout` bounds each wait on a database (connect, pool, statement) in seconds.
+    """
     if kind in ("parquet", "csv"):
         if not path:
             raise SourceError(f"a {kind} source needs a path", source=name)
@@ -38,5 +41,5 @@ def open_source(
     if kind == "sql":
         if not url:
             raise SourceError("a sql source needs a url", source=name)
-        return SqlSource(name, url, table=table, query=query, timestamp_column=timestamp_column)
+        return SqlSource(name, url, table=table, query=query, timestamp_column=timestamp_column, timeout=timeout)
     raise SourceError(f"unknown source kind {kind!r} (expected one of {', '.join(KINDS)})", source=name)

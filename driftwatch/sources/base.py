@@ -33,6 +33,10 @@ class DataSource(Protocol):
         """One line saying what this source reads (never a secret)."""
         ...
 
+    def close(self) -> None:
+        """Release what the source holds (connection pools); reads after close may reopen them."""
+        ...
+
 
 def as_utc(moment: datetime) -> datetime:
     """`moment` as an aware UTC datetime (a naive one is taken as UTC)."""

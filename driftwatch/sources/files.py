@@ -44,6 +44,9 @@ class _FileSource:
         """One line naming the kind, glob and timestamp column."""
         return f"{self.kind} files {self.path_glob} (timestamp column {self.timestamp_column})"
 
+    def close(self) -> None:
+        """Nothing to release: every read opens and closes its files."""
+
     def files(self) -> list[str]:
         """The files the glob matches right now, sorted."""
         matches = glob.glob(os.path.expanduser(self.path_glob), recursive=True)

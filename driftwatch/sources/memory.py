@@ -26,3 +26,6 @@ class InMemorySource:
         """One line with the frame's size."""
         rows, cols = self.frame.shape
         return f"in-memory frame {rows} rows x {cols} columns (timestamp column {self.timestamp_column})"
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,13 +19,36 @@ from driftwatch.sources.base import as_utc, check_columns, one_line, select_wind
 _UTC_SESSION = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'"}
 
 
-def _run_on_connect(statement: str) -> Callable[[Any, Any], None]:
-    """A `connect` event handler that runs `statement` and commits it (a rolled-back SET would be undone)."""
+def session_statements(dialect: str, timeout: float | None) -> list[str]:
+    """What every new connection runs first: UTC, and the statement timeout where the server enforces one."""
+    statements = [_UTC_SESSION[dialect]] if dialect in _UTC_SESSION else []
+    if timeout is not None and dialect == "postgresql":
+        statements.append(f"SET statement_timeout = {max(1, math.ceil(timeout * 1000))}")
+    return statements
+
+
+def connect_arguments(dialect: str, timeout: float | None) -> dict[str, Any]:
+    """Driver arguments that bound connecting (and, for SQLite, waiting on a lock) by `timeout` seconds."""
+    if timeout is None:
+        return {}
+    whole = max(1, math.ceil(timeout))
+    if dialect == "postgresql":
+        return {"connect_timeout": whole}  # libpq: the whole handshake, so a server that never answers ends too
+    if dialect == "sqlite":
+        return {"timeout": timeout}
+    if dialect == "mysql":
+        return {"connect_timeout": whole, "read_timeout": whole}
+    return {}
+
+
+def _run_on_connect(statements: Sequence[str]) -> Callable[[Any, Any], None]:
+    """A `connect` event handler that runs `statements` and commits them (a rolled-back SET would be undone)."""
 
     def handler(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(statement)
+            for statement in statements:
+                cursor.execute(statement)
         finally:
             cursor.close()
         dbapi_connection.commit()
@@ -43,11 +67,15 @@ def sqlite_text(moment: datetime) -> str:
 
 
 class SqlSource:
-    """Rows of a table (`table`, may be `schema.table`) or of a query using `:start` and `:end`."""
+    """Rows of a table (`table`, may be `schema.table`) or of a query using `:start` and `:end`.
+
+    `timeout` (seconds) bounds connecting, waiting for a pooled connection and, on PostgreSQL, each statement,
+    so that a database that hangs ends the read with SourceUnavailable instead of holding its thread.
+    """
 
     def __init__(
         self, name: str, url: str, *, table: str | None = None, query: str | None = None,
-        timestamp_column: str,
+        timestamp_column: str, timeout: float | None = None,
     ) -> None:
         if (table is None) == (query is None):
             raise SourceError("give exactly one of table or query", source=name)
@@ -62,13 +90,16 @@ class SqlSource:
             raise SourceUnavailable("invalid database URL", source=name) from None
         self._password = parsed.password
         self.redacted_url = parsed.render_as_string(hide_password=True)
+        dialect = parsed.get_backend_name()
+        pool = {"pool_timeout": timeout} if timeout is not None and dialect != "sqlite" else {}
         try:
-            self.engine = sa.create_engine(parsed, pool_pre_ping=True)
-        except (ArgumentError, NoSuchModuleError, ImportError) as err:
+            self.engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_arguments(dialect, timeout),
+                                           **pool)
+        except (ArgumentError, NoSuchModuleError, ImportError, TypeError) as err:
             raise SourceUnavailable(f"cannot use {self.redacted_url}: {self._scrub(err)}", source=name) from err
-        utc_statement = _UTC_SESSION.get(self.engine.dialect.name)
-        if utc_statement:
-            sa.event.listen(self.engine, "connect", _run_on_connect(utc_statement))
+        statements = session_statements(self.engine.dialect.name, timeout)
+        if statements:
+            sa.event.listen(self.engine, "connect", _run_on_connect(statements))
 
     def describe(self) -> str:
         """One line with the redacted URL and the table or query."""

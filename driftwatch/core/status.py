@@ -47,6 +47,7 @@ class MonitorStatus:
     reference_rows: int | None = None
     runs_total: int = 0
     failures_total: int = 0
+    skipped_total: int = 0
     durations: DurationHistogram = field(default_factory=DurationHistogram)
 
     @property
@@ -71,3 +72,7 @@ class MonitorStatus:
             failures_total=self.failures_total + (outcome == "error"),
             durations=self.durations.observe(seconds),
         )
+
+    def after_skip(self) -> MonitorStatus:
+        """This status after a scheduled run was skipped because the previous one was still going."""
+        return replace(self, skipped_total=self.skipped_total + 1)

@@ -1,0 +1,152 @@
+"""Fault isolation in the real daemon: a hung database stalls only its own monitor, and shutdown stays bounded."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import time
+from pathlib import Path
+
+from conftest import free_port
+from daemon_harness import DaemonProcess
+from datasets import write_dataset
+from receivers import BlackHole
+
+SHUTDOWN_TIMEOUT = 2.0
+
+
+def isolation_config(tmp_path: Path, port: int, hung_port: int) -> Path:
+    """A healthy parquet monitor and a monitor on a database that accepts connections and never answers."""
+    path = tmp_path / "driftwatch.yaml"
+    path.write_text(f"""
+server: {{host: 127.0.0.1, port: {port}, shutdown_timeout: {SHUTDOWN_TIMEOUT:g}s}}
+state: {{path: var/state.db}}
+sources:
+  files: {{kind: parquet, path: "prod/*.parquet", timestamp_column: event_time}}
+  hung: {{kind: sql, url: "postgresql+psycopg://driftwatch@127.0.0.1:{hung_port}/features", table: features,
+          timestamp_column: event_time}}
+monitors:
+  healthy:
+    reference: {{path: reference/train.parquet}}
+    source: files
+    schedule: {{every: 1s}}
+    window: 1h
+    min_rows: 100
+    features: {{numeric: [age, income], categorical: [plan]}}
+  stuck:
+    reference: {{path: reference/train.parquet}}
+    source: hung
+    schedule: {{every: 1s}}
+    timeout: 8s
+    window: 1h
+    min_rows: 100
+    features: {{numeric: [age, income], categorical: [plan]}}
+""")
+    return path
+
+
+def sample(metrics: dict, name: str, monitor: str) -> float | None:
+    return metrics.get((name, (("monitor", monitor),)))
+
+
+def test_hung_database_stalls_only_its_own_monitor_and_sigterm_is_bounded(tmp_path: Path) -> None:
+    """Next to a black-hole SQL source, a healthy 1 s monitor keeps running and up for 30 s; SIGTERM exits 0 fast."""
+    write_dataset(tmp_path)
+    port = free_port()
+    with BlackHole() as hole:
+        daemon = DaemonProcess(isolation_config(tmp_path, port, hole.port), port)
+        try:
+            daemon.wait_ready()
+            daemon.wait_for(lambda: hole.connections >= 1, "the stuck monitor to connect")
+            start = sample(daemon.metrics(), "driftwatch_monitor_runs_total", "healthy") or 0
+            ups = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                ups.append(sample(daemon.metrics(), "driftwatch_monitor_up", "healthy"))
+                time.sleep(1)
+            metrics = daemon.metrics()
+            ran = sample(metrics, "driftwatch_monitor_runs_total", "healthy") - start
+            print(f"healthy monitor: {ran:.0f} runs in 30 s; up samples {set(ups)}; "
+                  f"stuck monitor: {sample(metrics, 'driftwatch_monitor_runs_total', 'stuck'):.0f} runs, "
+                  f"{sample(metrics, 'driftwatch_monitor_runs_skipped_total', 'stuck'):.0f} skipped; "
+                  f"{hole.connections} connections to the black hole")
+            assert ups and all(up == 1 for up in ups), ups
+            assert ran >= 25
+            assert sample(metrics, "driftwatch_monitor_up", "stuck") == 0
+            assert sample(metrics, "driftwatch_monitor_runs_skipped_total", "stuck") >= 1  # one run at a time
+            assert sample(metrics, "driftwatch_monitor_runs_skipped_total", "healthy") == 0
+            error = daemon.json("/api/v1/monitors/stuck")["error"]
+            assert "\n" not in error and ("timed out" in error or "timeout" in error), error
+            assert hole.connections <= 30 / 8 + 2  # runs do not pile up on the hung database
+            began = time.monotonic()
+            code = daemon.stop(timeout=SHUTDOWN_TIMEOUT + 5)
+            took = time.monotonic() - began
+            print(f"SIGTERM -> exit {code} in {took:.2f}s (shutdown_timeout {SHUTDOWN_TIMEOUT:g}s)")
+            assert code == 0 and took <= SHUTDOWN_TIMEOUT + 5
+            assert "Traceback" not in daemon.log()
+        finally:
+            daemon.kill()
+
+
+def random_stop_config(tmp_path: Path, port: int) -> Path:
+    """One drifting monitor every second that feeds alerting and a model that never switches."""
+    path = tmp_path / "driftwatch.yaml"
+    path.write_text(f"""
+server: {{host: 127.0.0.1, port: {port}}}
+state: {{path: var/state.db}}
+sources:
+  files: {{kind: parquet, path: "prod/*.parquet", timestamp_column: event_time}}
+monitors:
+  churn:
+    model: churn
+    reference: {{path: reference/train.parquet}}
+    source: files
+    schedule: {{every: 1s}}
+    window: 1h
+    min_rows: 100
+    features: {{numeric: [age, income], categorical: [plan]}}
+models:
+  churn:
+    primary: v2
+    fallbacks: [v1]
+    switch: {{on: critical, after_runs: 100000, min_dwell: 1h}}
+alerting:
+  sinks:
+    log: {{kind: log}}
+""")
+    return path
+
+
+def recorded_steps(db: Path) -> tuple[int, int, int]:
+    """(ok runs, DatasetDrift breaching runs, model breaching runs) in the state database."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        (runs,) = conn.execute("SELECT count(*) FROM runs WHERE outcome = 'ok'").fetchone()
+        alert = conn.execute("SELECT state_json FROM alert_states WHERE key = 'churn/dataset/DatasetDrift'").fetchone()
+        model = conn.execute("SELECT state_json FROM model_states WHERE model = 'churn'").fetchone()
+    conn.close()
+    return (runs, json.loads(alert[0])["breaching_runs"] if alert else 0,
+            json.loads(model[0])["breaching_runs"] if model else 0)
+
+
+def test_sigterm_at_random_moments_loses_no_alert_or_model_step(tmp_path: Path) -> None:
+    """20 SIGTERMs at random moments: every recorded run also has its alert and model step; no closed database."""
+    write_dataset(tmp_path, rows=100_000, shift=1.0)  # runs long enough that many SIGTERMs land inside one
+    path = random_stop_config(tmp_path, port := free_port())
+    chance = random.Random(12)
+    logs = []
+    for attempt in range(20):
+        daemon = DaemonProcess(path, port)
+        try:
+            daemon.wait_ready()
+            time.sleep(chance.uniform(0.0, 2.5))
+            assert daemon.stop(timeout=40) == 0, daemon.log()
+            logs.append(daemon.log())
+        finally:
+            daemon.kill()
+        runs, alert_runs, model_runs = recorded_steps(tmp_path / "var" / "state.db")
+        assert runs == alert_runs == model_runs, (attempt, runs, alert_runs, model_runs, daemon.log())
+    print(f"20 SIGTERMs: {runs} runs recorded, each with its alert and model step")
+    assert runs >= 10
+    for text in logs:
+        assert "closed database" not in text and "Traceback" not in text, text
