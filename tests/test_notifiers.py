@@ -15,11 +15,10 @@ import pytest
 from conftest import free_port
 from receivers import Receiver, sample_event
 
-from driftwatch.errors import DeliveryError
+from driftwatch.errors import DeliveryError, DriftwatchError, SinkRejected, SinkUnavailable
 from driftwatch.outputs.notifiers import (
     AlertmanagerNotifier,
     LogNotifier,
-    NotificationError,
     Notifier,
     PagerDutyNotifier,
     SlackNotifier,
@@ -175,7 +174,7 @@ def test_webhook_without_secret_is_unsigned_but_identified() -> None:
 
 def test_webhook_signed_with_the_wrong_secret_is_refused_by_the_receiver() -> None:
     """A receiver that verifies signatures refuses a webhook signed with another secret (401, not retryable)."""
-    with Receiver(secret=SECRET) as receiver, pytest.raises(NotificationError) as info:
+    with Receiver(secret=SECRET) as receiver, pytest.raises(DeliveryError) as info:
         WebhookNotifier("oncall", receiver.url, "whsec_" + base64.b64encode(b"other").decode(), 5).send(
             sample_event(), "dlv-3")
     assert (info.value.status, info.value.retryable) == (401, False)
@@ -287,9 +286,19 @@ def test_http_errors_are_classified(status: int, retry_after: str | None, retrya
         with pytest.raises(DeliveryError) as info:
             WebhookNotifier("oncall", receiver.url, SECRET, 5).send(sample_event(), "d")
     error = info.value
-    assert isinstance(error, NotificationError)
+    assert isinstance(error, SinkUnavailable if retryable else SinkRejected)
     assert (error.status, error.retryable, error.retry_after) == (status, retryable, expected_wait)
     assert f"HTTP {status}" in str(error)
+
+
+def test_delivery_errors_carry_retryable_on_the_base_class() -> None:
+    """DeliveryError declares `retryable` and `retry_after` (default: not retryable); its subclasses set them."""
+    plain = DeliveryError("actuator refused")
+    assert (plain.retryable, plain.retry_after, plain.status, plain.sink) == (False, None, None, None)
+    busy = SinkUnavailable("busy", sink="webhook sink 'x'", status=429, retry_after=3.0)
+    assert (busy.retryable, busy.retry_after, busy.status) == (True, 3.0, 429)
+    assert not SinkRejected("no", status=404).retryable
+    assert isinstance(busy, DriftwatchError) and issubclass(SinkRejected, DeliveryError)
 
 
 def test_retry_after_http_date() -> None:
@@ -304,14 +313,14 @@ def test_retry_after_http_date() -> None:
 
 def test_unreachable_sink_is_retryable() -> None:
     """A refused connection is a retryable failure without a status."""
-    with pytest.raises(NotificationError) as info:
+    with pytest.raises(DeliveryError) as info:
         WebhookNotifier("oncall", f"http://127.0.0.1:{free_port()}/x", None, 2).send(sample_event(), "d")
     assert (info.value.retryable, info.value.status) == (True, None)
 
 
 def test_timeout_is_retryable() -> None:
     """A receiver slower than the timeout is a retryable failure."""
-    with Receiver(delay=0.5) as receiver, pytest.raises(NotificationError, match="timed out") as info:
+    with Receiver(delay=0.5) as receiver, pytest.raises(DeliveryError, match="timed out") as info:
         WebhookNotifier("oncall", receiver.url, None, timeout=0.1).send(sample_event(), "d")
     assert info.value.retryable
 
@@ -334,7 +343,7 @@ def test_errors_and_logs_never_show_secrets(make: SinkFactory, secret: str, capl
     with caplog.at_level(logging.DEBUG), Receiver() as receiver:
         receiver.fail(1, 400)
         notifier = make(receiver.url)
-        with pytest.raises(NotificationError) as info:
+        with pytest.raises(DeliveryError) as info:
             notifier.send(sample_event(), "d")
     texts = [str(info.value), repr(notifier), caplog.text]
     assert all(secret not in text and "SECRET" not in text for text in texts)

@@ -302,3 +302,123 @@ def test_on_outcome_failure_does_not_stop_delivery(store: Store, receiver: Recei
     Dispatcher(store, {"oncall": WebhookNotifier("oncall", receiver.url, SECRET, 2.0)}, clock=FixedClock(),
                on_outcome=explode).deliver_due()
     assert store.deliveries()[0].status == "delivered"
+
+
+# --- lanes: one per sink -----------------------------------------------------------------------------------------
+
+
+class Recording:
+    """A notifier that accepts everything and records the delivery ids it got."""
+
+    kind, wants_refresh = "webhook", False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ids: list[str] = []
+
+    def send(self, event: Mapping[str, Any], delivery_id: str) -> None:
+        self.ids.append(delivery_id)
+
+
+class Stuck(Recording):
+    """A notifier whose send blocks until `release()` (a sink that accepts and never answers)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.entered = threading.Event()
+        self._gate = threading.Event()
+
+    def send(self, event: Mapping[str, Any], delivery_id: str) -> None:
+        self.entered.set()
+        self._gate.wait(30)
+        super().send(event, delivery_id)
+
+    def release(self) -> None:
+        """Let every blocked and later send return."""
+        self._gate.set()
+
+
+def lane_names() -> set[str]:
+    """Names of the live outbox lane threads."""
+    return {thread.name for thread in threading.enumerate() if thread.name.startswith("driftwatch-outbox-")}
+
+
+def test_due_deliveries_of_one_sink_or_excluding_sinks(store: Store) -> None:
+    """due_deliveries filters by `sink` and by `exclude`, oldest due first."""
+    enqueue(store, "a-1", "a-2", sink="a")
+    enqueue(store, "b-1", sink="b")
+    enqueue(store, "c-1", sink="c")
+    assert [row.delivery_id for row in store.due_deliveries(T0, sink="a")] == ["a-1", "a-2"]
+    assert [row.delivery_id for row in store.due_deliveries(T0, exclude={"a", "b"})] == ["c-1"]
+    assert [row.delivery_id for row in store.due_deliveries(T0, sink="a", limit=1)] == ["a-1"]
+    assert len(store.due_deliveries(T0)) == 4
+    assert store.due_deliveries(T0 - timedelta(seconds=1)) == []
+
+
+def test_a_blocked_sink_does_not_delay_another_sink(store: Store) -> None:
+    """While one sink's send hangs, another sink's rows (older and newer) are delivered by its own lane."""
+    stuck, fast = Stuck("stuck"), Recording("fast")
+    now = datetime.now(UTC)
+    enqueue(store, "stuck-1", "stuck-2", sink="stuck", now=now - timedelta(seconds=1))  # due first
+    enqueue(store, "fast-1", "fast-2", sink="fast", now=now)
+    sender = Dispatcher(store, {"stuck": stuck, "fast": fast}, poll_interval=60.0)
+    sender.start()
+    try:
+        assert stuck.entered.wait(5)
+        wait_until(lambda: fast.ids == ["fast-1", "fast-2"], timeout=5)
+        enqueue(store, "fast-3", sink="fast", now=datetime.now(UTC))
+        sender.wake()
+        wait_until(lambda: len(fast.ids) == 3, timeout=5)
+        assert stuck.ids == []  # still blocked in its first send
+        assert sender.lanes() == ["fast", "stuck"]
+        stuck.release()
+        wait_until(lambda: stuck.ids == ["stuck-1", "stuck-2"], timeout=5)
+    finally:
+        stuck.release()
+        assert sender.stop(timeout=5)
+    assert store.outbox_counts() == {"pending": 0, "dead": 0}
+
+
+def test_stop_is_bounded_while_a_lane_is_blocked(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """stop() returns False in time and names the abandoned sink; the late answer is not recorded (re-sent later)."""
+    stuck = Stuck("stuck")
+    enqueue(store, "stuck-1", sink="stuck", now=datetime.now(UTC))
+    sender = Dispatcher(store, {"stuck": stuck, "fast": Recording("fast")}, poll_interval=60.0)
+    sender.start()
+    assert stuck.entered.wait(5)
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="driftwatch.outbox"):
+        assert not sender.stop(timeout=0.3)
+    assert time.monotonic() - started < 2
+    assert not sender.running
+    assert "abandoned 1 lane(s)" in caplog.text and "'stuck'" in caplog.text
+    stuck.release()
+    wait_until(lambda: "driftwatch-outbox-stuck" not in lane_names(), timeout=5)
+    (row,) = store.deliveries()
+    assert (row.status, row.attempts) == ("pending", 0)  # sent, but the answer came after shutdown gave up
+
+
+def test_update_starts_and_retires_lanes(store: Store) -> None:
+    """A reload adds a lane per new sink and retires removed ones; rows of a missing sink wait for its return."""
+    first, second = Recording("first"), Recording("second")
+    outcomes = Outcomes()
+    sender = Dispatcher(store, {"first": first}, poll_interval=0.05, on_outcome=outcomes,
+                        default_retry=RetryPolicy(initial=timedelta(milliseconds=10)))
+    before = lane_names()
+    sender.start()
+    try:
+        assert sender.lanes() == ["first"]
+        assert lane_names() - before == {"driftwatch-outbox-first", "driftwatch-outbox-unconfigured"}
+        enqueue(store, "second-1", sink="second", now=datetime.now(UTC))
+        wait_until(lambda: ("second", "retry") in outcomes.calls)  # the unconfigured lane keeps it waiting
+        assert "not configured" in (store.deliveries()[0].last_error or "")
+        sender.update({"first": first, "second": second})
+        assert sender.lanes() == ["first", "second"]
+        wait_until(lambda: second.ids == ["second-1"])
+        sender.update({"second": second})
+        assert sender.lanes() == ["second"]
+        wait_until(lambda: "driftwatch-outbox-first" not in lane_names())
+    finally:
+        assert sender.stop(timeout=5)
+    assert not lane_names() - before
+    assert first.ids == [] and store.outbox_counts() == {"pending": 0, "dead": 0}

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from driftwatch.errors import DriftwatchError
-from driftwatch.runtime.store import SCHEMA_VERSION, RunRecord, Store, StoreError
+from driftwatch.errors import DriftwatchError, StoreError
+from driftwatch.runtime.store import SCHEMA_VERSION, RunRecord, Store
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 REPORT = {"monitor": "churn", "features": [{"name": "age", "psi": 0.31, "ok": False}], "rows": 1200}

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from driftwatch.errors import DriftwatchError
+from driftwatch.errors import StoreError
+from driftwatch.outputs.deliveries import Delivery
 
 SCHEMA_VERSION = 3
 
@@ -86,10 +87,6 @@ _OUTBOX_COLUMNS = ("id, delivery_id, sink, event_json, created_at, next_attempt_
 _SILENCE_COLUMNS = "id, monitor, feature, alertname, until, comment, created_at"
 
 
-class StoreError(DriftwatchError):
-    """The state database cannot be opened, read or written."""
-
-
 @dataclass(frozen=True)
 class RunRecord:
     """One recorded monitor run; datetimes are aware UTC."""
@@ -102,28 +99,6 @@ class RunRecord:
     severity: str | None
     error: str | None
     report: dict[str, Any] | None
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One outbox row: a notification for one sink; `attempts` counts the attempts made so far."""
-
-    id: int
-    delivery_id: str
-    sink: str
-    event: dict[str, Any]
-    created_at: datetime
-    next_attempt_at: datetime
-    attempts: int
-    last_error: str | None
-    status: str
-    delivered_at: datetime | None
-    replayed_at: datetime | None = None
-
-    @property
-    def age_from(self) -> datetime:
-        """Where the outbox's max age counts from: the replay by `retry_dead`, else the creation."""
-        return self.replayed_at or self.created_at
 
 
 @dataclass(frozen=True)
@@ -316,12 +291,19 @@ class Store:
                                      (delivery_id,)).fetchone()
         return _delivery(row) if row else None
 
-    def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
-        """Pending deliveries whose next attempt is due, oldest due first."""
+    def due_deliveries(
+        self, now: datetime, limit: int = 100, *, sink: str | None = None, exclude: Collection[str] = (),
+    ) -> list[Delivery]:
+        """Pending deliveries due at `now`, oldest due first: of `sink` only, or of no sink in `exclude`."""
+        where, params = "status = 'pending' AND next_attempt_at <= ?", [_text(now)]
+        if sink is not None:
+            where, params = where + " AND sink = ?", [*params, sink]
+        if exclude:
+            where, params = where + f" AND sink NOT IN ({', '.join('?' * len(exclude))})", [*params, *exclude]
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at, id LIMIT ?", (_text(now), limit),
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE {where} ORDER BY next_attempt_at, id LIMIT ?",
+                (*params, limit),
             ).fetchall()
         return [_delivery(row) for row in rows]
 

@@ -8,18 +8,15 @@ Every sink gets the same JSON-ready notification and a delivery id that is stabl
      "details": {"statistics": {...}, "thresholds": {...}, "window": {"start", "end"}},
      "links": {"report": url}}
 
-`send` makes one attempt and raises `NotificationError` (a `DeliveryError`) with `retryable`, `retry_after` and
-`status`; retries, backoff and dead letters belong to `driftwatch.outputs.outbox`.
+`send` makes one attempt and raises a `DeliveryError` (`SinkUnavailable` or `SinkRejected`) with `retryable`,
+`retry_after` and `status`; retries, backoff and dead letters belong to `driftwatch.outputs.outbox`.
 """
 
 from __future__ import annotations
 
 from driftwatch.outputs.notifiers.alertmanager import FIRING_TTL, AlertmanagerNotifier, alertmanager_alerts
 from driftwatch.outputs.notifiers.base import (
-    NotificationError,
     Notifier,
-    SinkRejected,
-    SinkUnavailable,
     parse_retry_after,
     redacted_host,
     summary,
@@ -33,11 +30,8 @@ __all__ = [
     "FIRING_TTL",
     "AlertmanagerNotifier",
     "LogNotifier",
-    "NotificationError",
     "Notifier",
     "PagerDutyNotifier",
-    "SinkRejected",
-    "SinkUnavailable",
     "SlackNotifier",
     "WebhookNotifier",
     "alertmanager_alerts",

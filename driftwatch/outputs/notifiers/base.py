@@ -1,9 +1,10 @@
 """What every sink shares: the `Notifier` capability, delivery errors, one HTTP POST, and readable summaries.
 
 A notifier turns one JSON-ready notification (see `driftwatch.outputs.notifiers` for its fields) into one
-request. It never retries: it raises `NotificationError` with `retryable`, `retry_after` and `status`, and the
-outbox decides. Messages name the sink and its host only, never a secret (webhook secret, Slack URL path,
-PagerDuty routing key); every text that comes back from the network is scrubbed of them as well.
+request. It never retries: it raises a `DeliveryError` (`SinkUnavailable` or `SinkRejected`, from
+`driftwatch.errors`) with `retryable`, `retry_after` and `status`, and the outbox decides. Messages name the sink
+and its host only, never a secret (webhook secret, Slack URL path, PagerDuty routing key); every text that comes
+back from the network is scrubbed of them as well.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from driftwatch.errors import DeliveryError
+from driftwatch.errors import SinkRejected, SinkUnavailable
 
 USER_AGENT = "driftwatch-notifier/1"
 
@@ -31,7 +32,7 @@ for _name in ("httpx", "httpcore"):
 
 @runtime_checkable
 class Notifier(Protocol):
-    """A place alerts go to. `send` delivers one notification or raises `NotificationError`."""
+    """A place alerts go to. `send` delivers one notification or raises `DeliveryError`."""
 
     name: str
     kind: str
@@ -40,34 +41,6 @@ class Notifier(Protocol):
     def send(self, event: Mapping[str, Any], delivery_id: str) -> None:
         """Deliver `event` once; `delivery_id` is stable across retries of the same notification."""
         ...
-
-
-class NotificationError(DeliveryError):
-    """Delivering to a sink failed; `retryable` says whether trying again later may succeed."""
-
-    def __init__(
-        self, message: str, *, sink: str, retryable: bool, status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        self.sink = sink
-        self.retryable = retryable
-        self.status = status
-        self.retry_after = retry_after
-        super().__init__(message)
-
-
-class SinkUnavailable(NotificationError):
-    """The sink could not be reached, timed out, or answered 408, 429 or 5xx: retry later."""
-
-    def __init__(self, message: str, *, sink: str, status: int | None = None, retry_after: float | None = None):
-        super().__init__(message, sink=sink, retryable=True, status=status, retry_after=retry_after)
-
-
-class SinkRejected(NotificationError):
-    """The sink refused the request (3xx or 4xx other than 408/429): retrying the same request cannot help."""
-
-    def __init__(self, message: str, *, sink: str, status: int | None = None):
-        super().__init__(message, sink=sink, retryable=False, status=status)
 
 
 def redacted_host(url: str) -> str:
