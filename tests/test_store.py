@@ -1,4 +1,4 @@
-"""The SQLite state store: round trips, persistence, newest-run queries and writability checks."""
+"""The SQLite state store: round trips, persistence, newest-run queries, writability checks and retention."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from driftwatch.config import StateConfig
 from driftwatch.errors import DriftwatchError, StoreError
-from driftwatch.runtime.store import SCHEMA_VERSION, RunRecord, Store
+from driftwatch.runtime.store import SCHEMA_VERSION, RunRecord, Store, prune_interval
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 REPORT = {"monitor": "churn", "features": [{"name": "age", "psi": 0.31, "ok": False}], "rows": 1200}
@@ -315,3 +316,110 @@ def test_silences(store: Store) -> None:
     assert store.delete_silence(one_feature) is True
     assert store.delete_silence(one_feature) is False
     assert [silence.id for silence in store.active_silences(T0)] == [everything_churn]
+
+# --- retention ----------------------------------------------------------------------------------------------
+
+
+def count_rows(store: Store, table: str) -> int:
+    """Rows of `table`, read through a second connection."""
+    with sqlite3.connect(f"file:{store.path}?mode=ro", uri=True) as conn:
+        (count,) = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+    conn.close()
+    return int(count)
+
+
+def test_prune_keeps_recent_runs_and_each_monitors_newest(store: Store) -> None:
+    """Runs started before the cut-off go, except the newest of each monitor, however old."""
+    for minutes in range(5):
+        record(store, "churn", minutes)
+    record(store, "fraud", 0)
+    counts = store.prune(T0 + timedelta(minutes=10), timedelta(minutes=7))
+    assert counts == {"runs": 3, "outbox": 0, "silences": 0, "model_history": 0}
+    assert [run.started_at for run in store.runs("churn")] == [T0 + timedelta(minutes=4), T0 + timedelta(minutes=3)]
+    assert store.last_runs()["fraud"].started_at == T0
+    assert store.prune(T0 + timedelta(days=365), timedelta(minutes=7))["runs"] == 1
+    assert set(store.last_runs()) == {"churn", "fraud"}
+
+
+def test_prune_outbox_keeps_pending_recent_and_each_sinks_newest(store: Store) -> None:
+    """Delivered rows go by delivery time and dead ones by last attempt; pending rows and each sink's newest stay."""
+    names = ["pending", "delivered-old", "delivered-new", "dead-old", "dead-late"]
+    store.apply_alert_changes({}, [*((name, "oncall", EVENT) for name in names), ("slack-old", "slack", EVENT)], T0)
+    ids = {row.delivery_id: row.id for row in store.deliveries()}
+    store.mark_delivered(ids["delivered-old"], T0 + timedelta(seconds=1))
+    store.mark_delivered(ids["delivered-new"], T0 + timedelta(minutes=90))
+    store.mark_dead(ids["dead-old"], "HTTP 400")
+    store.mark_retry(ids["dead-late"], T0 + timedelta(minutes=100), "HTTP 503")
+    store.mark_dead(ids["dead-late"], "HTTP 503")
+    store.mark_delivered(ids["slack-old"], T0 + timedelta(seconds=1))
+    assert store.prune(T0 + timedelta(hours=2), timedelta(hours=1))["outbox"] == 2
+    assert sorted(row.delivery_id for row in store.deliveries()) == sorted(
+        ["pending", "delivered-new", "dead-late", "slack-old"])
+    assert store.prune(T0 + timedelta(days=30), timedelta(hours=1))["outbox"] == 1  # delivered-new
+    assert sorted(row.delivery_id for row in store.deliveries()) == ["dead-late", "pending", "slack-old"]
+
+
+def test_prune_silences_ended_before_the_cut_off(store: Store) -> None:
+    """A silence is kept for `retention` after it ended, then deleted; active ones stay."""
+    long_over = store.add_silence(until=T0 - timedelta(hours=2), now=T0 - timedelta(hours=3))
+    recently_over = store.add_silence(until=T0 - timedelta(minutes=10), now=T0 - timedelta(hours=1))
+    active = store.add_silence(until=T0 + timedelta(hours=1), now=T0)
+    assert store.prune(T0, timedelta(hours=1))["silences"] == 1
+    assert not store.delete_silence(long_over)
+    assert [silence.id for silence in store.active_silences(T0 - timedelta(hours=1))] == [recently_over, active]
+
+
+def test_prune_keeps_model_history_unless_audit_retention(store: Store) -> None:
+    """The model audit trail survives `retention`; `audit_retention` deletes entries older than itself."""
+    for hours in range(4):
+        store.apply_model_change("churn", {"active": "v1"}, [{"kind": "switch", "n": hours}], [],
+                                 T0 + timedelta(hours=hours))
+    now = T0 + timedelta(days=10)
+    assert store.prune(now, timedelta(hours=1))["model_history"] == 0
+    assert store.prune(now, timedelta(hours=1), audit_retention=timedelta(days=10) - timedelta(hours=2))[
+        "model_history"] == 2
+    assert [entry["n"] for entry in store.model_history("churn")] == [3, 2]
+    assert store.model_states() == {"churn": {"active": "v1"}}
+
+
+def test_prune_deletes_in_batches(store: Store) -> None:
+    """Each batch is one DELETE statement of at most `batch` rows, so others can write between batches."""
+    for minutes in range(8):
+        record(store, "churn", minutes)
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    counts = store.prune(T0 + timedelta(days=1), timedelta(hours=1), batch=2)
+    store._conn.set_trace_callback(None)
+    assert counts["runs"] == 7 and count_rows(store, "runs") == 1
+    assert sum(statement.startswith("DELETE FROM runs") for statement in statements) == 4  # 2 + 2 + 2 + 1
+
+
+def test_prune_after_close_does_nothing(tmp_path: Path) -> None:
+    """A prune racing shutdown stops quietly once the store is closed."""
+    store = Store(tmp_path / "state.db")
+    record(store, "churn", 0)
+    store.close()
+    assert store.prune(T0 + timedelta(days=1), timedelta(hours=1)) == {
+        "runs": 0, "outbox": 0, "silences": 0, "model_history": 0}
+
+
+@pytest.mark.parametrize(
+    ("retention", "seconds"),
+    [
+        pytest.param(timedelta(seconds=3), 1.0, id="tiny-retention-at-least-1s"),
+        pytest.param(timedelta(seconds=10), 1.0, id="10s"),
+        pytest.param(timedelta(hours=1), 360.0, id="tenth-of-retention"),
+        pytest.param(timedelta(days=30), 600.0, id="default-at-most-10m"),
+    ],
+)
+def test_prune_interval(retention: timedelta, seconds: float) -> None:
+    """The daemon prunes every tenth of the retention, between 1 s and 10 minutes."""
+    assert prune_interval(retention) == seconds
+
+
+def test_state_retention_defaults() -> None:
+    """Runs are kept 30 days by default and the model audit trail forever."""
+    state = StateConfig.model_validate({}, context={"base_dir": Path("/tmp")})
+    assert (state.retention, state.audit_retention) == (timedelta(days=30), None)
+    assert StateConfig.model_validate({"retention": "10s", "audit_retention": "365d"},
+                                      context={"base_dir": Path("/tmp")}).audit_retention == timedelta(days=365)

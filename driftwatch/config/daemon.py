@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from driftwatch.config.base import StrictModel, resolve_path
+from driftwatch.config.durations import Duration
 
 
 class ServerConfig(StrictModel):
@@ -25,9 +27,11 @@ class ServerConfig(StrictModel):
 
 
 class StateConfig(StrictModel):
-    """The SQLite state file."""
+    """The SQLite state file and how long its history is kept (`audit_retention` None: model audit kept forever)."""
 
     path: Path = Field(default=Path("var/driftwatch.db"), validate_default=True)
+    retention: Duration = timedelta(days=30)  # runs, finished outbox rows, ended silences
+    audit_retention: Duration | None = None  # model switch history (the governance record)
 
     @field_validator("path")
     @classmethod

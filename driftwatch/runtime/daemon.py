@@ -32,7 +32,7 @@ from driftwatch.runtime.models import Models
 from driftwatch.runtime.monitor import Monitor, RunResult, open_sources, prepare_monitor, run_monitor
 from driftwatch.runtime.scheduler import make_scheduler, schedule_monitor
 from driftwatch.runtime.status import MonitorStatus
-from driftwatch.runtime.store import RunRecord, Store
+from driftwatch.runtime.store import RunRecord, Store, prune_interval
 
 log = logging.getLogger("driftwatch.daemon")
 
@@ -197,9 +197,23 @@ class Daemon:
         counts = self.store.outbox_counts()
         return AlertingSnapshot(firing, self.notification_outcomes.snapshot(), counts["pending"], counts["dead"])
 
+    def prune_state(self) -> None:
+        """Delete state older than `state.retention` (see `Store.prune`); logs what went, never raises."""
+        state = self.config.state
+        try:
+            counts = self.store.prune(datetime.now(UTC), state.retention, state.audit_retention)
+        except (DriftwatchError, OSError) as err:
+            log.error("state retention: prune failed: %s", err)
+            return
+        if any(counts.values()):
+            log.info("state retention: deleted %s", ", ".join(f"{n} {table}" for table, n in counts.items() if n),
+                     extra={"deleted": counts})
+
     def _schedule_all(self) -> None:
         for name, monitor in self.monitors.items():
             schedule_monitor(self.scheduler, name, monitor.config.schedule.trigger(), self.run_once)
+        self.scheduler.add_job(self.prune_state, "interval", seconds=prune_interval(self.config.state.retention),
+                               id="state:prune", name="state:prune", replace_existing=True)
 
     @staticmethod
     def _initial_statuses(monitors: Mapping[str, Monitor], previous: Mapping[str, MonitorStatus],

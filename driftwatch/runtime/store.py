@@ -3,7 +3,8 @@
 Tables: `runs` (one row per monitor run), `alert_states` (the alert lifecycle, keyed by alert identity),
 `outbox` (notifications to deliver: pending -> delivered | dead, written in the same transaction as the state
 change that decided them), `silences`, `model_states` (fallback switching) and `model_history` (its audit
-trail). Times are fixed-width UTC ISO text, so text order is time order.
+trail). Times are fixed-width UTC ISO text, so text order is time order. `Store.prune` deletes history older than
+the retention in small batches; SQLite reuses the freed pages, so the file stops growing (it does not shrink).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,16 @@ _COLUMNS = "id, monitor, started_at, finished_at, outcome, severity, error, repo
 _OUTBOX_COLUMNS = ("id, delivery_id, sink, event_json, created_at, next_attempt_at, attempts, last_error, status,"
                    " delivered_at, replayed_at")
 _SILENCE_COLUMNS = "id, monitor, feature, alertname, until, comment, created_at"
+#: Rows deleted per transaction by `Store.prune`: short enough that runs and API calls barely wait.
+PRUNE_BATCH = 500
+#: The longest pause between two prunes of the daemon.
+PRUNE_EVERY_MAX = timedelta(minutes=10)
+
+
+def prune_interval(retention: timedelta) -> float:
+    """Seconds between prunes: a tenth of `retention`, at least 1 s and at most `PRUNE_EVERY_MAX`."""
+    return max(1.0, min(retention / 10, PRUNE_EVERY_MAX).total_seconds())
+
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,7 @@ class Store:
     def __init__(self, path: Path, *, timeout: float = 5.0) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False, isolation_level=None)
@@ -435,9 +447,65 @@ class Store:
             ).fetchall()
         return {(model, direction): count for model, direction, count in rows}
 
+    # --- retention ------------------------------------------------------------------------------------------
+
+    def prune(self, now: datetime, retention: timedelta, audit_retention: timedelta | None = None, *,
+              batch: int = PRUNE_BATCH) -> dict[str, int]:
+        """Delete history older than `now - retention` in transactions of at most `batch` rows; counts per table.
+
+        Runs started before the cut-off, except each monitor's newest (statuses are seeded from it after a
+        restart); delivered outbox rows delivered before it and dead ones last attempted before it, except each
+        sink's newest (a model's actuation status reads its latest route delivery); pending rows never; silences
+        that ended before it; model history only when `audit_retention` is given. The lock is released between
+        batches, so runs and API calls wait for one batch at most; a store closed meanwhile stops the prune.
+        """
+        cut = _text(now - retention)
+        counts = {"runs": 0, "outbox": 0, "silences": 0, "model_history": 0}
+        with self._lock:
+            try:
+                rows = [] if self._closed else self._conn.execute("SELECT DISTINCT monitor FROM runs").fetchall()
+            except sqlite3.Error as err:
+                raise StoreError(f"state store {self.path}: cannot prune runs ({err})") from err
+        steps: list[tuple[str, str, tuple[Any, ...]]] = [
+            ("runs", "SELECT id FROM runs WHERE monitor = ? AND started_at < ? AND id != (SELECT id FROM runs"
+                     " WHERE monitor = ? ORDER BY started_at DESC, id DESC LIMIT 1) ORDER BY started_at LIMIT ?",
+             (monitor, cut, monitor)) for (monitor,) in rows
+        ]
+        newest_per_sink = "id NOT IN (SELECT max(id) FROM outbox GROUP BY sink)"
+        steps += [
+            ("outbox", f"SELECT id FROM outbox WHERE status = 'delivered' AND delivered_at < ? AND {newest_per_sink}"
+                       " LIMIT ?", (cut,)),
+            ("outbox", f"SELECT id FROM outbox WHERE status = 'dead' AND next_attempt_at < ? AND {newest_per_sink}"
+                       " LIMIT ?", (cut,)),
+            ("silences", "SELECT id FROM silences WHERE until < ? LIMIT ?", (cut,)),
+        ]
+        if audit_retention is not None:
+            steps.append(("model_history", "SELECT id FROM model_history WHERE at < ? ORDER BY id LIMIT ?",
+                          (_text(now - audit_retention),)))
+        for table, select, params in steps:
+            while True:
+                deleted = self._delete_batch(table, select, (*params, batch))
+                if deleted is None:
+                    return counts
+                counts[table] += deleted
+                if deleted < batch:
+                    break
+        return counts
+
+    def _delete_batch(self, table: str, select: str, params: tuple[Any, ...]) -> int | None:
+        """Delete the rows of `table` whose ids `select` finds, in one statement; None once the store is closed."""
+        with self._lock:
+            if self._closed:
+                return None
+            try:
+                return self._conn.execute(f"DELETE FROM {table} WHERE id IN ({select})", params).rowcount
+            except sqlite3.Error as err:
+                raise StoreError(f"state store {self.path}: cannot prune {table} ({err})") from err
+
     def close(self) -> None:
         """Close the connection (idempotent)."""
         with self._lock:
+            self._closed = True
             self._conn.close()
 
     def __enter__(self) -> Store:
