@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import uvicorn
 
 from driftwatch import __version__
 from driftwatch.config import Config, load_config
+from driftwatch.core.status import MonitorStatus
 from driftwatch.errors import ConfigError, DriftwatchError
 from driftwatch.outputs.alert_metrics import AlertingCollector, AlertingSnapshot, OutcomeCounter
 from driftwatch.outputs.exporter import DriftCollector, metrics_registry
@@ -29,22 +29,48 @@ from driftwatch.runtime.api_alerts import alert_routes
 from driftwatch.runtime.api_models import model_routes
 from driftwatch.runtime.http import create_app
 from driftwatch.runtime.models import Models
-from driftwatch.runtime.monitor import Monitor, RunResult, open_sources, prepare_monitor, run_monitor
+from driftwatch.runtime.monitor import (
+    Monitor,
+    RunResult,
+    close_sources,
+    open_sources,
+    prepare_monitor,
+    run_monitor,
+)
 from driftwatch.runtime.scheduler import make_scheduler, schedule_monitor
-from driftwatch.runtime.status import MonitorStatus
+from driftwatch.runtime.stats_pool import stats_executor
 from driftwatch.runtime.store import RunRecord, Store, prune_interval
+from driftwatch.sources import DataSource
 
 log = logging.getLogger("driftwatch.daemon")
 
-#: How long shutdown waits for running monitor runs before exiting anyway.
-SHUTDOWN_GRACE_SECONDS = 30
 
 
 def prepare_monitors(config: Config) -> dict[str, Monitor]:
     """Every configured monitor, with its source opened and its reference profile loaded or built."""
     sources = open_sources(config)
     profile_dir = Path(config.state.path).parent / "profiles"
-    return {name: prepare_monitor(name, config, profile_dir, sources) for name in config.monitors}
+    try:
+        return {name: prepare_monitor(name, config, profile_dir, sources) for name in config.monitors}
+    except BaseException:
+        close_sources(sources.values())
+        raise
+
+
+def monitor_sources(monitors: Mapping[str, Monitor]) -> list[DataSource]:
+    """The distinct sources `monitors` read from."""
+    return list({id(m.source): m.source for m in monitors.values()}.values())
+
+
+@dataclass(eq=False)
+class RunInFlight:
+    """One monitor run on its own thread; `claimed` once its result or its timeout has been recorded."""
+
+    monitor: Monitor
+    now: datetime
+    started: float = field(default_factory=time.perf_counter)
+    claimed: bool = False
+    deadline: threading.Timer | None = None
 
 
 class Daemon:
@@ -56,15 +82,19 @@ class Daemon:
         self.monitors = prepare_monitors(self.config)
         self.store = Store(Path(self.config.state.path))
         self.alerting = Alerting(self.store, {})
-        self.models = Models(self.store, self.config, datetime.now(UTC))
+        self.models = Models(self.store, self.config, datetime.now(UTC), self.alerting)
         self.notification_outcomes = OutcomeCounter()
         self.dispatcher = Dispatcher(self.store, {}, on_outcome=self.notification_outcomes)
         self._connect_sinks(self.config)
         self.reload_ok = True
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified whenever a run leaves `_in_flight`
+        self._in_flight: dict[str, RunInFlight] = {}
+        self._stopping = False
+        self._record_lock = threading.Lock()  # a run's records vs. closing the store
+        self._closed = False
         self._statuses: Mapping[str, MonitorStatus] = self._initial_statuses(self.monitors, {},
                                                                              self.store.last_runs())
-        self._runs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="driftwatch-run")
         self.scheduler = make_scheduler()
         self.registry = metrics_registry(DriftCollector(self.statuses, version=__version__,
                                                         reload_ok=lambda: self.reload_ok))
@@ -101,10 +131,14 @@ class Daemon:
         except DriftwatchError as err:
             self.reload_ok = False
             log.error("reload failed, keeping the running config: %s", err)
-            raise err if isinstance(err, ConfigError) else ConfigError(str(err)) from err
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(str(err)) from err
         with self._lock:
+            old = self.monitors
             self.config, self.monitors = config, monitors
             self._statuses = self._initial_statuses(monitors, self._statuses, {})
+        close_sources(monitor_sources(old))  # a run still reading keeps its checked-out connection
         self.models.update_config(config, datetime.now(UTC))
         self._connect_sinks(config)
         for job in self.scheduler.get_jobs():
@@ -129,36 +163,96 @@ class Daemon:
         self._schedule_all()
         log.info("driftwatch %s started: %d monitor(s)", __version__, len(self.monitors))
 
-    def stop(self) -> None:
-        """Stop taking new runs and wait (bounded) for running ones."""
+    def stop(self) -> list[str]:
+        """Stop taking runs, wait up to `server.shutdown_timeout` for running ones, then close the store.
+
+        Returns the monitors whose runs were still going and are abandoned (their threads are daemon threads).
+        """
+        with self._lock:
+            self._stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        self._runs.shutdown(wait=False, cancel_futures=True)
-        waiter = threading.Thread(target=self._runs.shutdown, kwargs={"wait": True}, daemon=True)
-        waiter.start()
-        waiter.join(SHUTDOWN_GRACE_SECONDS)
-        self.dispatcher.stop(timeout=10)
-        self.store.close()
+        grace = self.config.server.shutdown_timeout.total_seconds()
+        with self._idle:
+            self._idle.wait_for(lambda: not self._in_flight, timeout=grace)
+            abandoned = sorted(self._in_flight)
+        if abandoned:
+            log.warning("shutdown: abandoning the run(s) of %s, still going after %gs (server.shutdown_timeout)",
+                        ", ".join(abandoned), grace, extra={"abandoned": abandoned})
+        if not self.dispatcher.stop(timeout=10):
+            log.warning("shutdown: a notification delivery was still in flight; it is retried after a restart")
+        with self._record_lock:
+            self._closed = True
+            self.store.close()
+        close_sources(monitor_sources(self.monitors))
         log.info("driftwatch stopped")
+        return abandoned
 
     def run_once(self, name: str) -> None:
-        """One scheduled run of monitor `name`: read, compare, record; never raises."""
+        """Start one scheduled run of monitor `name` on its own thread and return at once; never raises.
+
+        A monitor runs at most once at a time: while its previous run is still going this one is skipped and
+        counted. At the monitor's `timeout` the run is recorded as failed even if its thread is still blocked.
+        """
         monitor = self.monitors.get(name)
         if monitor is None:
             return
-        started = time.perf_counter()
-        now = datetime.now(UTC)
-        timeout = monitor.config.timeout.total_seconds()
+        with self._lock:
+            if self._stopping:
+                return
+            busy = self._in_flight.get(name)
+            if busy is not None:
+                self._statuses = {**self._statuses, name: self._statuses[name].after_skip()}
+            else:
+                run = self._in_flight[name] = RunInFlight(monitor, datetime.now(UTC))
+        if busy is not None:
+            log.warning("monitor %s: previous run still going after %.0fs; skipped this run", name,
+                        time.perf_counter() - busy.started, extra={"monitor": name})
+            return
+        run.deadline = threading.Timer(monitor.config.timeout.total_seconds(), self._expire, args=(run,))
+        run.deadline.daemon = True
+        run.deadline.start()
+        threading.Thread(target=self._execute, args=(run,), name=f"driftwatch-run:{name}", daemon=True).start()
+
+    def _execute(self, run: RunInFlight) -> None:
+        """The body of a run's thread: read, compare, record (unless the deadline was recorded first)."""
+        monitor = run.monitor
         try:
-            result = self._runs.submit(run_monitor, monitor, now).result(timeout=timeout)
-        except FutureTimeout:
-            result = RunResult("error", now - monitor.config.window, now, error=f"run timed out after {timeout:g}s")
-        except Exception as err:  # a bug must not stop the scheduler: record it as a failed run
-            log.exception("monitor %s: run crashed", name)
-            result = RunResult("error", now - monitor.config.window, now, error=f"internal error: {err!r}")
-        self._record(monitor, result, now, time.perf_counter() - started)
+            try:
+                result = run_monitor(monitor, run.now, stats_executor())
+            except Exception as err:  # a bug must not kill the monitor: record it as a failed run
+                log.exception("monitor %s: run crashed", monitor.name)
+                result = RunResult("error", run.now - monitor.config.window, run.now, error=f"internal error: {err!r}")
+            if run.deadline is not None:
+                run.deadline.cancel()
+            if self._claim(run):
+                self._record(monitor, result, run.now, time.perf_counter() - run.started)
+            else:
+                log.warning("monitor %s: run ended %.1fs after its deadline; its result is discarded", monitor.name,
+                            time.perf_counter() - run.started, extra={"monitor": monitor.name})
+        finally:
+            with self._idle:
+                if self._in_flight.get(monitor.name) is run:
+                    del self._in_flight[monitor.name]
+                self._idle.notify_all()
+
+    def _expire(self, run: RunInFlight) -> None:
+        """The deadline of a run passed: record it as failed now (its thread may stay blocked a while)."""
+        if not self._claim(run):
+            return
+        monitor, timeout = run.monitor, run.monitor.config.timeout.total_seconds()
+        result = RunResult("error", run.now - monitor.config.window, run.now,
+                           error=f"run timed out after {timeout:g}s (monitor timeout)")
+        self._record(monitor, result, run.now, time.perf_counter() - run.started)
+
+    def _claim(self, run: RunInFlight) -> bool:
+        """True for the first of (result, deadline) to ask: only that one is recorded."""
+        with self._lock:
+            first, run.claimed = not run.claimed, True
+        return first
 
     def _record(self, monitor: Monitor, result: RunResult, started: datetime, seconds: float) -> None:
+        """Status, log line, then run row, alert step and model step, each attempted even if another fails."""
         finished = datetime.now(UTC)
         with self._lock:
             current = self._statuses.get(monitor.name) or MonitorStatus(monitor.name, "")
@@ -166,15 +260,27 @@ class Daemon:
                                        error=result.error)
             self._statuses = {**self._statuses, monitor.name: status}
         log_result(monitor.name, result, seconds)
-        try:
-            self.store.record_run(
+        steps: tuple[tuple[str, Callable[[], object]], ...] = (
+            ("run", lambda: self.store.record_run(
                 monitor.name, started=started, finished=finished, outcome=result.outcome,
                 severity=result.report.severity.label if result.report else None, error=result.error,
-                report=result.report.to_dict() if result.report else None)
-            self.alerting.after_run(self.config, monitor.name, result, monitor.policy, finished)
-            self.models.after_run(monitor.name, result, finished)
-        except (DriftwatchError, OSError) as err:
-            log.error("monitor %s: could not record the run in the state store: %s", monitor.name, err)
+                report=result.report.to_dict() if result.report else None)),
+            ("alert", lambda: self.alerting.after_run(self.config, monitor.name, result, monitor.policy, finished)),
+            ("model", lambda: self.models.after_run(monitor.name, result, finished)),
+        )
+        with self._record_lock:
+            if self._closed:
+                log.warning("monitor %s: run ended after shutdown closed the state store; not recorded",
+                            monitor.name)
+                return
+            for step, record in steps:
+                try:
+                    record()
+                except DriftwatchError as err:
+                    log.error("monitor %s: could not record the %s step in the state store: %s", monitor.name,
+                              step, err)
+                except Exception:  # e.g. a locked or full database: the other steps still run
+                    log.exception("monitor %s: could not record the %s step", monitor.name, step)
         self.dispatcher.wake()
 
     def model_metrics(self) -> list[ModelMetrics]:
@@ -278,8 +384,12 @@ def serve(daemon: Daemon) -> None:
     try:
         server.run(sockets=[sock])
     finally:
-        log.info("shutting down: waiting up to %ds for running monitors", SHUTDOWN_GRACE_SECONDS)
-        daemon.stop()
+        log.info("shutting down: waiting up to %gs for running monitors",
+                 daemon.config.server.shutdown_timeout.total_seconds())
+        abandoned = daemon.stop()
+    if abandoned:  # their threads may be blocked in a driver that ignores signals: do not wait at exit
+        logging.shutdown()
+        os._exit(0)
 
 
 def _reload_quietly(daemon: Daemon) -> None:

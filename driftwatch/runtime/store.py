@@ -97,7 +97,6 @@ def prune_interval(retention: timedelta) -> float:
     return max(1.0, min(retention / 10, PRUNE_EVERY_MAX).total_seconds())
 
 
-
 @dataclass(frozen=True)
 class RunRecord:
     """One recorded monitor run; datetimes are aware UTC."""
@@ -260,16 +259,20 @@ class Store:
         Any failure (including an event that is not JSON-serialisable) rolls everything back and raises StoreError.
         """
         with self._transaction("apply alert changes"):
-            for key, state in states.items():
-                if state is None:
-                    self._conn.execute("DELETE FROM alert_states WHERE key = ?", (key,))
-                else:
-                    self._conn.execute(
-                        "INSERT INTO alert_states (key, monitor, state_json) VALUES (?, ?, ?)"
-                        " ON CONFLICT (key) DO UPDATE SET monitor = excluded.monitor, state_json = excluded.state_json",
-                        (key, str(state.get("monitor", "")), json.dumps(state)),
-                    )
+            self._put_alert_states(states)
             self._enqueue(deliveries, now)
+
+    def _put_alert_states(self, states: Mapping[str, dict[str, Any] | None]) -> None:
+        """Upsert (or, for None, delete) alert states inside the caller's transaction."""
+        for key, state in states.items():
+            if state is None:
+                self._conn.execute("DELETE FROM alert_states WHERE key = ?", (key,))
+            else:
+                self._conn.execute(
+                    "INSERT INTO alert_states (key, monitor, state_json) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET monitor = excluded.monitor, state_json = excluded.state_json",
+                    (key, str(state.get("monitor", "")), json.dumps(state)),
+                )
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[None]:
@@ -418,9 +421,12 @@ class Store:
     def apply_model_change(
         self, model: str, state: dict[str, Any], history: Sequence[dict[str, Any]],
         deliveries: Sequence[tuple[str, str, dict[str, Any]]], now: datetime,
+        alerts: Mapping[str, dict[str, Any] | None] | None = None,
     ) -> None:
-        """In ONE transaction: store the model's state, append audit entries, enqueue deliveries."""
+        """In ONE transaction: store the model's state, append audit entries, enqueue deliveries, and upsert (or,
+        for None, delete) the alert states in `alerts` (its ModelSwitched alert)."""
         with self._transaction("apply model change"):
+            self._put_alert_states(alerts or {})
             self._conn.execute(
                 "INSERT INTO model_states (model, state_json) VALUES (?, ?)"
                 " ON CONFLICT (model) DO UPDATE SET state_json = excluded.state_json", (model, json.dumps(state)))
