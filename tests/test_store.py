@@ -317,6 +317,7 @@ def test_silences(store: Store) -> None:
     assert store.delete_silence(one_feature) is False
     assert [silence.id for silence in store.active_silences(T0)] == [everything_churn]
 
+
 # --- retention ----------------------------------------------------------------------------------------------
 
 
