@@ -150,3 +150,34 @@ def test_sigterm_at_random_moments_loses_no_alert_or_model_step(tmp_path: Path) 
     assert runs >= 10
     for text in logs:
         assert "closed database" not in text and "Traceback" not in text, text
+
+
+def test_locked_state_database_costs_records_not_the_daemon(tmp_path: Path) -> None:
+    """Another process holding the state database's write lock for 12 s: one-line errors, runs go on, then recover."""
+    write_dataset(tmp_path)
+    path = random_stop_config(tmp_path, port := free_port())
+    daemon = DaemonProcess(path, port)
+    db = tmp_path / "var" / "state.db"
+    try:
+        daemon.wait_ready()
+        daemon.wait_for(lambda: recorded_steps(db)[0] >= 2, "two recorded runs")
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        began = sample(daemon.metrics(), "driftwatch_monitor_runs_total", "churn")
+        time.sleep(12)
+        during = sample(daemon.metrics(), "driftwatch_monitor_runs_total", "churn") - began
+        holder.execute("ROLLBACK")
+        holder.close()
+        locked_at = recorded_steps(db)[0]
+        daemon.wait_for(lambda: recorded_steps(db)[0] >= locked_at + 3, "runs recorded again after the lock")
+        runs, alert_runs, model_runs = recorded_steps(db)
+        errors = [line for line in daemon.log().splitlines() if "could not record" in line]
+        print(f"12 s of a locked state database: {during:.0f} runs made, {len(errors)} one-line record errors; "
+              f"afterwards {runs} runs recorded, alert step {alert_runs}, model step {model_runs}")
+        assert during >= 1  # a run's three record steps each wait out the store's 5 s busy timeout
+        assert errors and all("database is locked" in line for line in errors)
+        assert daemon.get("/healthz")[0] == 200
+        assert "Traceback" not in daemon.log()
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()

@@ -194,10 +194,10 @@ class Store:
         self, monitor: str, *, started: datetime, finished: datetime, outcome: str, severity: str | None,
         error: str | None, report: dict[str, Any] | None,
     ) -> None:
-        """Append one run."""
+        """Append one run (StoreError when the database is locked, full or closed)."""
         row = (monitor, _text(started), _text(finished), outcome, severity, error,
                json.dumps(report) if report is not None else None)
-        with self._lock:
+        with self._transaction("record a run"):
             self._conn.execute(
                 "INSERT INTO runs (monitor, started_at, finished_at, outcome, severity, error, report_json)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)", row,
