@@ -116,3 +116,84 @@ def test_unknown_monitor_is_an_error(workdir: Path) -> None:
     done = driftwatch("check", "-c", "driftwatch.yaml", "--monitor", "nope", cwd=workdir)
     assert done.returncode == 2
     assert "unknown monitor 'nope'" in done.stderr
+
+
+def _laughs(levels: int = 9, width: int = 10) -> str:
+    """A "billion laughs" document: each level lists the previous one `width` times through aliases."""
+    rows = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    rows += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, levels + 1)]
+    return "\n".join(rows) + "\n"
+
+
+HOSTILE_CONFIGS = [
+    pytest.param(("sources:\n", "x: &a [*a]\nsources:\n"), "recursive YAML alias *a at line 3, column 8",
+                 id="alias-recursive-list"),
+    pytest.param(None, "recursive YAML alias *a at line 1, column 17", id="alias-recursive-sources"),
+    pytest.param(("sources:\n", "x: " + "[" * 2000 + "]" * 2000 + "\nsources:\n"),
+                 "YAML nested deeper than 64 levels at line 3", id="nested-2000"),
+    pytest.param(("sources:\n", _laughs() + "sources:\n"),
+                 "YAML too large: more than 100000 values with aliases expanded", id="billion-laughs"),
+    pytest.param(("monitors:\n", "alerting: {defaults: {repeat_interval: 99999999999d}}\nmonitors:\n"),
+                 "alerting.defaults.repeat_interval: duration must be at most 3650d, got '99999999999d'",
+                 id="repeat-interval-overflow"),
+    pytest.param(("window: 1h", "window: 999999999d"),
+                 "monitors.from-files.window: duration must be at most 365d, got '999999999d'", id="window-huge"),
+    pytest.param(("schedule: {every: 1h}", "schedule: {every: 999999999d}"),
+                 "monitors.from-files.schedule.every: duration must be at most 3650d, got '999999999d'",
+                 id="every-huge"),
+    pytest.param(("min_rows: 100", "min_rows: 100\n    timeout: 999999999d"),
+                 "monitors.from-files.timeout: duration must be at most 3650d, got '999999999d'", id="timeout-huge"),
+]
+
+
+@pytest.mark.parametrize(("edit", "expected"), HOSTILE_CONFIGS)
+def test_hostile_config_is_one_line_exit_2(workdir: Path, edit: tuple[str, str] | None, expected: str) -> None:
+    """Recursive aliases, deep nesting, alias bombs and huge durations: `validate` exits 2 with one line."""
+    config = workdir / "driftwatch.yaml"
+    config.write_text("sources: &a {x: *a}\n" if edit is None else config.read_text().replace(*edit, 1))
+    done = driftwatch("validate", "-c", str(config), cwd=workdir)
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"driftwatch: error: {config}: ") and expected in line
+
+
+CHECK_BREAKERS = ("repeat-interval-overflow", "window-huge", "every-huge", "timeout-huge", "nested-2000")
+
+
+@pytest.mark.parametrize(("edit", "expected"), [p for p in HOSTILE_CONFIGS if p.id in CHECK_BREAKERS])
+def test_hostile_config_check_is_one_line_exit_2(workdir: Path, edit: tuple[str, str], expected: str) -> None:
+    """The inputs that broke `check` and the daemon (huge durations, deep nesting): exit 2 with one line."""
+    config = workdir / "driftwatch.yaml"
+    config.write_text(config.read_text().replace(*edit, 1))
+    done = driftwatch("check", "-c", str(config), cwd=workdir)
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"driftwatch: error: {config}: ") and expected in line
+
+
+def test_largest_durations_check(workdir: Path) -> None:
+    """A window of 365d and other durations of 3650d validate and `check` runs (exit 1 on this drifting data)."""
+    config = workdir / "driftwatch.yaml"
+    text = config.read_text().replace("window: 1h", "window: 365d").replace("every: 1h", "every: 3650d")
+    config.write_text(text.replace("min_rows: 100", "min_rows: 100\n    timeout: 3650d")
+                      + "alerting: {defaults: {repeat_interval: 3650d}}\n")
+    assert driftwatch("validate", "-c", str(config), cwd=workdir).returncode == 0
+    done = driftwatch("check", "-c", str(config), "--monitor", "from-files", cwd=workdir)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("damage", [pytest.param(0, id="empty"), pytest.param(100, id="truncated")])
+def test_check_rebuilds_damaged_profile_cache(workdir: Path, damage: int) -> None:
+    """A 0-byte or truncated profile cache is rebuilt with a log line, and the rebuilt file is mode 644."""
+    first = driftwatch("check", "-c", "driftwatch.yaml", "--monitor", "from-files", cwd=workdir)
+    assert first.returncode == 1, first.stderr
+    cache = workdir / "var" / "profiles" / "from-files.npz"
+    cache.write_bytes(cache.read_bytes()[:damage])
+    done = driftwatch("check", "-c", "driftwatch.yaml", "--monitor", "from-files", cwd=workdir)
+    assert done.returncode == 1, done.stderr
+    assert "rebuilding reference profile" in done.stderr and "unusable" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert cache.stat().st_size > damage
+    mode = subprocess.run(["stat", "-c", "%a", str(cache)], capture_output=True, text=True, check=True).stdout
+    assert mode.strip() == "644"

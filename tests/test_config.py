@@ -218,6 +218,31 @@ def test_parse_duration_rejects(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        pytest.param("99999999999d", "3650d", id="days-overflow"),
+        pytest.param("3651d", "3650d", id="just-over"),
+        pytest.param("87601h", "3650d", id="hours"),
+        pytest.param("9" * 5000 + "s", "3650d", id="5000-digits"),
+        pytest.param("1d" + "9" * 30 + "s", "3650d", id="long-seconds"),
+    ],
+)
+def test_parse_duration_bounded(text: str, limit: str) -> None:
+    """A duration over the limit is a ValueError naming the limit, never an OverflowError."""
+    with pytest.raises(ValueError, match=f"duration must be at most {limit}, got"):
+        parse_duration(text)
+
+
+def test_parse_duration_limits() -> None:
+    """The limit itself parses, leading zeros do not count, and a custom limit applies."""
+    assert parse_duration("3650d") == timedelta(days=3650)
+    assert parse_duration("0" * 40 + "1s") == timedelta(seconds=1)
+    assert parse_duration("365d", at_most=timedelta(days=365)) == timedelta(days=365)
+    with pytest.raises(ValueError, match="duration must be at most 1h, got '61m'"):
+        parse_duration("61m", at_most=timedelta(hours=1))
+
+
 def test_missing_file(tmp_path: Path) -> None:
     """A missing config file is a one-line error naming the file."""
     path = tmp_path / "nope.yaml"
@@ -231,15 +256,47 @@ def test_missing_file(tmp_path: Path) -> None:
                      "invalid YAML at line 3, column 10: mapping values are not allowed here", id="yaml-syntax"),
         pytest.param("- a\n- b\n", "expected a mapping at the top level, got list", id="top-level-list"),
         pytest.param("", "expected a mapping at the top level, got an empty document", id="empty"),
+        pytest.param("x: &a [*a]\n",
+                     "recursive YAML alias *a at line 1, column 8 (it refers to a node that contains it)",
+                     id="alias-recursive-list"),
+        pytest.param("sources: &a {x: *a}\n",
+                     "recursive YAML alias *a at line 1, column 17 (it refers to a node that contains it)",
+                     id="alias-recursive-mapping"),
+        pytest.param("x: &a {y: [1, {z: *a}]}\n",
+                     "recursive YAML alias *a at line 1, column 19 (it refers to a node that contains it)",
+                     id="alias-recursive-deeper"),
+        pytest.param("x: " + "[" * 2000 + "]" * 2000 + "\n", "YAML nested deeper than 64 levels at line 1, column 67",
+                     id="nested-2000-lists"),
+        pytest.param("x: " + "{a: " * 2000 + "1" + "}" * 2000 + "\n",
+                     "YAML nested deeper than 64 levels at line 1, column 256", id="nested-2000-mappings"),
+        pytest.param("a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 40 + "*a" + "]" * 40 + "\n",
+                     "YAML nested deeper than 64 levels at line 2, column 44 (through alias *a)", id="nested-by-alias"),
+        pytest.param("".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}' if i else 'lol'] * 10)}]\n" for i in range(6)),
+                     "YAML too large: more than 100000 values with aliases expanded, at line 5, column 55",
+                     id="billion-laughs"),
+        pytest.param("server: {port: " + "9" * 5000 + "}\n",
+                     "invalid YAML value: Exceeds the limit (4300 digits) for integer string conversion",
+                     id="5000-digit-integer"),
+        pytest.param("server: {host: 2001-02-30}\n", "invalid YAML value: day is out of range for month",
+                     id="impossible-date"),
         pytest.param("server: {host: '${A'}\n",
                      "server.host: invalid variable reference (use ${VAR} or ${VAR:-default}; $$ for a literal $)",
                      id="bad-variable-syntax"),
     ],
 )  # fmt: skip
 def test_unparseable_text(tmp_path: Path, text: str, expected: str) -> None:
-    """YAML that cannot be read as a config mapping gives a one-line error with the file name."""
+    """YAML that cannot be read as a config mapping (or is hostile) gives a one-line error with the file name."""
     path = write(tmp_path, text)
-    assert config_error(path) == f"{path}: {expected}"
+    assert config_error(path).startswith(f"{path}: {expected}")
+
+
+def test_aliases_within_limits_load(tmp_path: Path) -> None:
+    """Ordinary anchors and aliases (shared, not recursive) still load."""
+    make_files(tmp_path)
+    text = yaml.safe_dump(BASE, sort_keys=False).replace("schedule:\n", "schedule: &every\n", 1)
+    text += "  n:\n    reference: {path: data/ref.parquet}\n    source: files\n    schedule: *every\n    window: 2h\n"
+    config = load_config(write(tmp_path, text.replace("monitors:\n", "monitors: \n")), env={})
+    assert config.monitors["n"].schedule == config.monitors["m"].schedule
 
 
 @pytest.mark.parametrize(
@@ -258,6 +315,25 @@ def test_unparseable_text(tmp_path: Path, text: str, expected: str) -> None:
         pytest.param({"monitors": {"m": {"psi": {"binning": "log"}}}},
                      "monitors.m.psi.binning: expected 'quantile' or 'uniform', got 'log'", id="bad-choice"),
         pytest.param({"server": {"port": 70000}}, "server.port: must be <= 65535, got 70000", id="port-range"),
+        pytest.param({"monitors": {"m": {"window": "999999999d"}}},
+                     "monitors.m.window: duration must be at most 365d, got '999999999d'", id="window-huge"),
+        pytest.param({"monitors": {"m": {"window": "366d"}}},
+                     "monitors.m.window: duration must be at most 365d, got '366d'", id="window-over-a-year"),
+        pytest.param({"monitors": {"m": {"schedule": {"every": "999999999d"}}}},
+                     "monitors.m.schedule.every: duration must be at most 3650d, got '999999999d'", id="every-huge"),
+        pytest.param({"monitors": {"m": {"timeout": "999999999d"}}},
+                     "monitors.m.timeout: duration must be at most 3650d, got '999999999d'", id="timeout-huge"),
+        pytest.param({"alerting": {"defaults": {"repeat_interval": "99999999999d"}}},
+                     "alerting.defaults.repeat_interval: duration must be at most 3650d, got '99999999999d'",
+                     id="repeat-interval-overflow"),
+        pytest.param({"alerting": {"sinks": {"s": {"kind": "log", "retry": {"max_age": "3651d"}}}}},
+                     "alerting.sinks.s.retry.max_age: duration must be at most 3650d, got '3651d'", id="retry-huge"),
+        pytest.param({"monitors": {"m": {"psi": {"bins": 10**12}}}},
+                     "monitors.m.psi.bins: must be <= 1000, got 1000000000000", id="bins-huge"),
+        pytest.param({"sources": {"files": {"path": "data/\0x"}}},
+                     "sources.files.path: invalid path: it contains a NUL character", id="path-nul"),
+        pytest.param({"sources": {"files": {"path": "/" + "a" * 5000}}},
+                     "sources.files.path: invalid path: name too long (5001 characters)", id="path-too-long"),
         pytest.param({"monitors": {"m": {"window": "5 minutes"}}},
                      "monitors.m.window: invalid duration '5 minutes' (use e.g. 30s, 5m, 1h, 7d)", id="bad-duration"),
         pytest.param({"monitors": {"m": {"timeout": "0s"}}}, "monitors.m.timeout: duration must be > 0, got '0s'",

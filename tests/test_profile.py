@@ -1,11 +1,15 @@
-"""Reference profiles: edges and counts, settings, the npz round trip and the fingerprint."""
+"""Reference profiles: edges and counts, settings, the npz round trip, the fingerprint, and the cache on disk."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import subprocess
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from driftwatch.core.profile import (
@@ -20,6 +24,9 @@ from driftwatch.core.profile import (
     profile_header,
 )
 from driftwatch.core.stats import numeric_stats
+from driftwatch.errors import ProfileError
+from driftwatch.runtime import profiles
+from driftwatch.runtime.profiles import cached_profile, load_profile
 
 
 def _reference(seed: int = 0, rows: int = 500) -> dict[str, np.ndarray]:
@@ -247,3 +254,59 @@ def test_integral_prefix_sums_are_read_only_and_exact():
         feature.integral[0] = 1.0
     empty = build_profile({"x": np.array([np.nan])}, numeric=["x"]).features["x"]
     assert isinstance(empty, NumericProfile) and empty.integral.size == 0 and empty.std == 0.0
+
+
+# --- the cache on disk (driftwatch.runtime.profiles) ----------------------------------------------------------
+
+
+def _cached(tmp_path):
+    """cached_profile of a small parquet reference, caching to tmp_path/cache/m.npz."""
+    reference = tmp_path / "ref.parquet"
+    if not reference.exists():
+        pd.DataFrame({"x": np.random.default_rng(0).normal(size=300), "c": ["a", "b", "c"] * 100}).to_parquet(reference)
+    return cached_profile(reference, tmp_path / "cache" / "m.npz", numeric=["x"], categorical=["c"],
+                          settings=ProfileSettings())
+
+
+@pytest.mark.parametrize("keep", [pytest.param(0, id="0-byte"), pytest.param(22, id="zip-header-only"),
+                                  pytest.param(-100, id="truncated-end"), pytest.param(None, id="garbage")])
+def test_damaged_cache_is_rebuilt(tmp_path, caplog, keep):
+    """A 0-byte, truncated or garbage profile cache is rebuilt with a log line, not an EOFError."""
+    built = _cached(tmp_path)
+    cache = tmp_path / "cache" / "m.npz"
+    whole = cache.read_bytes()
+    cache.write_bytes(b"\x00garbage" * 10 if keep is None else whole[:keep])
+    with pytest.raises(ProfileError, match="unusable"):
+        load_profile(cache)
+    with caplog.at_level(logging.INFO, logger="driftwatch.profiles"):
+        again = _cached(tmp_path)
+    assert again.fingerprint == built.fingerprint
+    assert any("rebuilding reference profile" in r.getMessage() and "unusable" in r.getMessage()
+               for r in caplog.records)
+    assert cache.read_bytes() == whole
+    assert load_profile(cache).fingerprint == built.fingerprint
+
+
+def test_cache_is_mode_644_whatever_the_umask(tmp_path):
+    """The cache file is readable by others (`stat -c %a` gives 644) even under umask 077, with no temp files left."""
+    old = os.umask(0o077)
+    try:
+        _cached(tmp_path)
+    finally:
+        os.umask(old)
+    cache = tmp_path / "cache" / "m.npz"
+    mode = subprocess.run(["stat", "-c", "%a", str(cache)], capture_output=True, text=True, check=True).stdout
+    assert mode.strip() == "644"
+    assert [p.name for p in cache.parent.iterdir()] == ["m.npz"]
+
+
+def test_unwritable_cache_still_gives_the_profile(tmp_path, caplog, monkeypatch):
+    """A cache that cannot be written is logged; the run still gets its profile."""
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(profiles, "write_durably", refuse)
+    with caplog.at_level(logging.WARNING, logger="driftwatch.profiles"):
+        profile = _cached(tmp_path)
+    assert profile.rows == 300
+    assert any("cannot save it" in r.getMessage() for r in caplog.records)

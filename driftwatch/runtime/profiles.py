@@ -52,7 +52,8 @@ def save_profile(profile: Profile, path: Path, *, key: str = "") -> None:
 def load_profile(path: Path, *, key: str | None = None) -> Profile:
     """The profile saved at `path`; ProfileError if unreadable, of another version, or built from other inputs."""
     try:
-        with np.load(path, allow_pickle=False) as arrays:
+        # Our own handle: numpy leaks the file it opened when the zip is damaged.
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as arrays:
             header = profile_header(arrays)
             if key is not None and header.get("meta", {}).get("key") != key:
                 raise ProfileError(f"profile {path} was built from another reference or settings")
