@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from driftwatch import __version__
 from driftwatch.config import load_config, parse_duration
@@ -25,6 +25,9 @@ from driftwatch.runtime.monitor import (
     run_monitor,
 )
 from driftwatch.runtime.store import Store
+
+if TYPE_CHECKING:
+    import httpx
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 
@@ -261,11 +264,25 @@ def cmd_models(args: argparse.Namespace) -> int:
                                   timeout=30)
     except httpx.HTTPError as err:
         raise DriftwatchError(f"cannot reach the daemon at {base}: {err}") from err
-    data = response.json()
-    if response.status_code >= 400:
-        raise DriftwatchError(f"{response.status_code}: {data.get('error', data)}")
-    print(json.dumps(data, indent=2))
+    print(json.dumps(reply_json(response), indent=2))
     return EXIT_OK
+
+
+def reply_json(response: httpx.Response) -> Any:
+    """The JSON body of a daemon reply; DriftwatchError (one line) for an error status or a reply that is not JSON
+    (a proxy's HTML 502, the wrong --url)."""
+    try:
+        data, is_json = response.json(), True
+    except (ValueError, RecursionError):
+        data, is_json = None, False
+    status = f"{response.status_code} {response.reason_phrase}".strip()
+    if response.status_code >= 400 and isinstance(data, dict) and isinstance(data.get("error"), str):
+        raise DriftwatchError(f"{response.url} answered {status}: {' '.join(data['error'].split())}")
+    if response.status_code >= 400 or not is_json:
+        kind = response.headers.get("content-type", "").partition(";")[0].strip() or "no content type"
+        what = "JSON without an error message" if is_json else f"a {kind} reply, not the daemon's JSON"
+        raise DriftwatchError(f"{response.url} answered {status} ({what})")
+    return data
 
 
 def _bearer(token: str | None) -> dict[str, str]:

@@ -12,10 +12,10 @@ from prometheus_client.registry import CollectorRegistry
 from starlette.exceptions import StarletteDeprecationWarning
 
 from driftwatch.core.report import FeatureResult, FeatureStats, Report, Severity
+from driftwatch.core.status import MonitorStatus
 from driftwatch.errors import ConfigError
 from driftwatch.outputs.exporter import DriftCollector
 from driftwatch.runtime.http import create_app, redact
-from driftwatch.runtime.status import MonitorStatus
 
 with warnings.catch_warnings():
     # Starlette >= 1.x prefers httpx2 for its TestClient and warns once at import when only httpx is installed;

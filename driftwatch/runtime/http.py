@@ -1,30 +1,44 @@
 """The daemon's HTTP API: metrics, health and readiness probes, monitor statuses and reports, config reload.
 
 Endpoints are plain functions, so Starlette runs them in its thread pool and blocking work (a reload, a
-scrape) never stalls the event loop. Every body is JSON except /metrics; error texts pass `redact` first.
+scrape) never stalls the event loop; the few async ones (they read a request body) hand their work to that pool
+with `run_in_threadpool`. Every body is JSON except /metrics; error texts pass `redact` first.
+
+Input rules shared by every endpoint: request bodies over 1 MiB are refused with 413 (`BodyLimit`), a body is a
+JSON object with known keys (`parse_json_object`), and fields are typed (`text_field`, `bool_field`); a key set
+to null is the same as a key left out. Anything else is a 4xx with a one-line JSON error, never a 500.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from driftwatch.core.status import MonitorStatus
 from driftwatch.errors import ConfigError
-from driftwatch.runtime.status import MonitorStatus
 
 _URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^/\s@]*@")
+
+MAX_BODY_BYTES = 1024 * 1024
+"""The largest request body any endpoint accepts (413 above it)."""
+MAX_TEXT_BYTES = 1024
+"""The longest free-text field (a comment, a reason), in UTF-8 bytes."""
 
 
 class DaemonControl(Protocol):
@@ -117,7 +131,88 @@ def create_app(control: DaemonControl, extra_routes: Sequence[Route] = ()) -> St
         Route("/-/reload", reload, methods=["POST"]),
         *extra_routes,
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _server_error})
+    return Starlette(routes=routes, middleware=[Middleware(BodyLimit)],
+                     exception_handlers={HTTPException: _http_error, Exception: _server_error})
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request body over `limit` bytes, by its Content-Length before the app runs, and
+    while the app reads it (a chunked body has no Content-Length)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+        self.message = f"request body over the limit of {limit} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "").strip()
+        if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > self.limit):
+            await JSONResponse({"error": self.message}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:  # raised inside the endpoint: the app's HTTPException handler answers
+                    raise HTTPException(413, detail=self.message)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def parse_json_object(raw: bytes, allowed: Collection[str], *, empty_ok: bool = False) -> dict[str, Any]:
+    """`raw` as a JSON object with only `allowed` keys ({} for an empty body if `empty_ok`); ValueError (one line)
+    for invalid or too deeply nested JSON, another JSON type, or an unknown key."""
+    if not raw.strip():
+        if empty_ok:
+            return {}
+        raise ValueError("expected a JSON object, got an empty body")
+    try:
+        body = json.loads(raw)
+    except RecursionError as err:
+        raise ValueError("invalid JSON: nested too deeply") from err
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
+        raise ValueError(f"invalid JSON: {_one_line(str(err))[:200]}") from err
+    if not isinstance(body, dict):
+        raise ValueError(f"expected a JSON object, got {_json_type(body)}")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown key {shown(unknown[0])} (allowed: {', '.join(sorted(allowed))})")
+    return body
+
+
+def text_field(body: Mapping[str, Any], key: str, default: str | None = None, *,
+               max_bytes: int = MAX_TEXT_BYTES) -> str | None:
+    """The string at `key` (`default` when absent or null); ValueError for another type, more than `max_bytes`
+    of UTF-8, or text that is not valid Unicode (a lone surrogate from a `\\ud800` escape)."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r} must be a string, got {_json_type(value)}")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as err:
+        raise ValueError(f"{key!r} is not valid Unicode text") from err
+    if size > max_bytes:
+        raise ValueError(f"{key!r} is longer than {max_bytes} bytes")
+    return value
+
+
+def bool_field(body: Mapping[str, Any], key: str, default: bool) -> bool:
+    """The boolean at `key` (`default` when absent or null); ValueError for anything but true/false."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ValueError(f"{key!r} must be true or false, got {_json_type(value)}")
+    return value
 
 
 def monitor_summary(status: MonitorStatus) -> dict[str, Any]:
@@ -143,15 +238,27 @@ def redact(text: str) -> str:
     return _URL_PASSWORD.sub(r"\g<prefix>***@", text)
 
 
+def shown(text: str, limit: int = 64) -> str:
+    """`text` quoted for an error message, cut to `limit` characters."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}..."
+
+
 def _status(control: DaemonControl, name: str) -> MonitorStatus:
     status = control.statuses().get(name)
     if status is None:
-        raise HTTPException(404, detail=f"unknown monitor {name!r}")
+        raise HTTPException(404, detail=f"unknown monitor {shown(name)}")
     return status
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (`a string`, `an array` ...), never the value (it may be huge)."""
+    names = {bool: "a boolean", str: "a string", int: "a number", float: "a number", list: "an array",
+             dict: "an object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _finite(value: float | None) -> float | None:
