@@ -47,7 +47,8 @@ WEIRD_TEXT = ["99999999999d", "999999999d", "3650d", "3651d", "365d", "366d", "8
               "9" * 30 + "s", "0" * 40 + "1s", "${DW_FUZZ_UNSET}", "${DW_FUZZ_UNSET:-5m}", "$$", "${", "\0", "auto",
               "a" * 5000, "../../../etc/passwd", "prod/*.parquet", "reference/train.parquet", "sqlite:///:memory:",
               "sqlite:///prod.db", "postgresql://u:p@127.0.0.1:99999999/x", "0 0 31 2 *", "*/0 * * * *", "log",
-              "parquet", "sql", "csv", "webhook", "critical", "nan", "inf", "1e999", "from-files", "churn", "v1", ""]
+              "parquet", "sql", "csv", "webhook", "critical", "nan", "inf", "1e999", "from-files", "churn", "v1", "",
+              "a\nb", "prod/x\n.parquet", "reference/\u2028.parquet", "sqlite:///a\rb.db", "x\x85y"]
 
 scalars = st.one_of(
     st.none(),

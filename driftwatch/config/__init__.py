@@ -3,10 +3,12 @@
 Loading goes: read file -> `yaml.safe_load` (with YAML 1.2 booleans) -> expand `${VAR}` / `${VAR:-default}`
 / `$$` in string values -> validate. Relative paths resolve against the config file's directory (like
 Prometheus) and are stored absolute; referenced files must exist at load time. Every failure is a
-`ConfigError` whose message is one line, `FILE: dotted.path: problem`.
+`ConfigError` whose message is one line, `FILE: dotted.path: problem`. Hostile input is refused the same way:
+YAML nested deeper than 64 levels, recursive aliases, more than 100,000 values once aliases are expanded,
+durations over 10 years (a window over 1 year), paths with NUL characters or names too long.
 
 Modules:
-    durations   `30s` / `1h30m` text <-> timedelta, and the `Duration` field type
+    durations   `30s` / `1h30m` text <-> timedelta, and the bounded `Duration` / `WindowDuration` field types
     base        the strict frozen base model, sub-path problems, path resolution, name and column patterns
     daemon      server (HTTP API, tokens) and state (SQLite file) settings
     sources     file (parquet, CSV) and SQL data sources
@@ -30,7 +32,10 @@ from driftwatch.config.base import TABLE as TABLE
 from driftwatch.config.base import Column as Column
 from driftwatch.config.base import Columns as Columns
 from driftwatch.config.daemon import ServerConfig, StateConfig
+from driftwatch.config.durations import MAX_DURATION as MAX_DURATION
+from driftwatch.config.durations import MAX_WINDOW as MAX_WINDOW
 from driftwatch.config.durations import Duration as Duration
+from driftwatch.config.durations import WindowDuration as WindowDuration
 from driftwatch.config.durations import format_duration, parse_duration
 from driftwatch.config.fallback import ActuatorConfig as ActuatorConfig
 from driftwatch.config.fallback import FileActuatorConfig as FileActuatorConfig

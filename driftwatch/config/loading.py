@@ -83,7 +83,7 @@ def parse_config(text: str, *, file: str = "<string>", base_dir: Path, env: Mapp
         errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
         path, problem = _describe(errors[0], data)
         more = f" (+{len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-        raise ConfigError(problem + more, file=file, path=path) from None
+        raise ConfigError(_one_line(problem) + more, file=file, path=path) from None
 
 
 def _check_shape(text: str, file: str) -> None:
@@ -223,7 +223,12 @@ def _dotted(parts: tuple[str | int, ...] | list[str | int]) -> str:
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+    return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    """`text` with line breaks and other unprintable characters escaped (`\\n`), so a message stays one line."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _show(value: Any) -> str:
