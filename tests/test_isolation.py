@@ -11,7 +11,7 @@ from pathlib import Path
 from conftest import free_port
 from daemon_harness import DaemonProcess
 from datasets import write_dataset
-from receivers import BlackHole
+from receivers import BlackHole, Receiver
 
 SHUTDOWN_TIMEOUT = 2.0
 
@@ -181,3 +181,40 @@ def test_locked_state_database_costs_records_not_the_daemon(tmp_path: Path) -> N
         assert daemon.stop() == 0
     finally:
         daemon.kill()
+
+
+def test_kill_9_at_random_moments_loses_no_notification(tmp_path: Path) -> None:
+    """12 SIGKILLs while alerts repeat every run: after a final restart every queued notification was delivered."""
+    write_dataset(tmp_path, shift=1.0)
+    chance = random.Random(9)
+    with Receiver(delay=0.05) as receiver:
+        path = tmp_path / "driftwatch.yaml"
+        path.write_text(random_stop_config(tmp_path, port := free_port()).read_text().replace(
+            "    log: {kind: log}\n",
+            f"    hook: {{kind: webhook, url: \"{receiver.url}/hook\", timeout: 2s,"
+            " retry: {initial: 1s, max_interval: 1s}}\n"
+            "  defaults: {for_runs: 1, resolve_after_runs: 1, repeat_interval: 1s}\n"))
+        for _ in range(12):
+            daemon = DaemonProcess(path, port)
+            try:
+                daemon.wait_ready()
+                time.sleep(chance.uniform(0.5, 3.0))
+            finally:
+                daemon.kill()  # SIGKILL
+        daemon = DaemonProcess(path, port)
+        try:
+            daemon.wait_ready()
+            daemon.wait_for(lambda: daemon.metrics().get(("driftwatch_outbox_pending", ())) == 0, "an empty outbox")
+            assert daemon.stop() == 0
+        finally:
+            daemon.kill()
+        with sqlite3.connect(f"file:{tmp_path / 'var' / 'state.db'}?mode=ro", uri=True) as conn:
+            queued = dict(conn.execute("SELECT delivery_id, status FROM outbox").fetchall())
+        conn.close()
+        arrived = receiver.accepted_ids()
+    lost = sorted(set(queued) - set(arrived))
+    again = sum(count - 1 for count in arrived.values())
+    print(f"12 SIGKILLs: {len(queued)} notifications queued, {len(lost)} lost, {again} delivered twice "
+          f"(the same webhook-id, for the receiver to deduplicate)")
+    assert len(queued) >= 20
+    assert lost == [] and set(queued.values()) == {"delivered"}
