@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,9 @@ from datasets import write_dataset
 from servers import postgres_server
 
 from driftwatch.config import load_config
+from driftwatch.errors import SourceUnavailable
 from driftwatch.runtime.monitor import open_sources, prepare_monitor, result_dict, run_monitor
+from driftwatch.sources import SqlSource
 
 STATISTICS = ["psi", "ks_statistic", "ks_pvalue", "chi2_pvalue", "js_distance", "wasserstein", "missing_share",
               "adjusted_pvalue"]
@@ -114,3 +117,19 @@ def test_sql_monitor_on_postgres_equals_parquet(postgres_url: str, tmp_path: Pat
                     assert have[stat] is None, (name, feature, stat)
                 else:
                     assert math.isclose(have[stat], want[stat], rel_tol=1e-12, abs_tol=1e-300), (name, feature, stat)
+
+
+@pytest.mark.integration
+def test_slow_query_ends_at_the_source_timeout(postgres_url: str) -> None:
+    """A query slower than the source's timeout is cancelled by PostgreSQL: one-line SourceUnavailable, quickly."""
+    source = SqlSource("slow", postgres_url, query="SELECT now() AS event_time, 1.0 AS x FROM pg_sleep(30)",
+                       timestamp_column="event_time", timeout=1.5)
+    began = time.monotonic()
+    try:
+        with pytest.raises(SourceUnavailable, match="statement timeout") as caught:
+            source.read(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC), ["x"])
+    finally:
+        source.close()
+    took = time.monotonic() - began
+    assert took < 10, took
+    assert "\n" not in str(caught.value)

@@ -27,7 +27,7 @@ from driftwatch.sources import (
     reference_columns,
 )
 from driftwatch.sources.files import timestamp_bound
-from driftwatch.sources.sql import sqlite_text
+from driftwatch.sources.sql import connect_arguments, session_statements, sqlite_text
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 START, END = T0 + timedelta(hours=1), T0 + timedelta(hours=3)
@@ -524,3 +524,23 @@ def test_postgres_missing_table_and_unreachable_server(postgres_url: str) -> Non
             assert "s3cret" not in str(info.value) and "***" in str(info.value)
         finally:
             source.close()
+
+
+@pytest.mark.parametrize(
+    ("dialect", "timeout", "statements", "arguments"),
+    [
+        pytest.param("postgresql", 2.5, ["SET TIME ZONE 'UTC'", "SET statement_timeout = 2500"],
+                     {"connect_timeout": 3}, id="postgresql"),
+        pytest.param("postgresql", 3650 * 86400.0, ["SET TIME ZONE 'UTC'", f"SET statement_timeout = {2**31 - 1}"],
+                     {"connect_timeout": 3650 * 86400}, id="postgresql-10y-clamped"),
+        pytest.param("postgresql", None, ["SET TIME ZONE 'UTC'"], {}, id="postgresql-no-timeout"),
+        pytest.param("sqlite", 0.5, [], {"timeout": 0.5}, id="sqlite"),
+        pytest.param("mysql", 0.2, ["SET time_zone = '+00:00'"], {"connect_timeout": 1, "read_timeout": 1},
+                     id="mysql-at-least-1s"),
+        pytest.param("oracle", 5.0, [], {}, id="other-dialect"),
+    ],
+)
+def test_sql_waits_are_bounded_by_the_timeout(dialect, timeout, statements, arguments):
+    """Each dialect gets the connect and statement timeouts its driver understands, clamped to what it accepts."""
+    assert session_statements(dialect, timeout) == statements
+    assert connect_arguments(dialect, timeout) == arguments

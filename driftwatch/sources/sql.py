@@ -19,11 +19,15 @@ from driftwatch.sources.base import as_utc, check_columns, one_line, select_wind
 _UTC_SESSION = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'"}
 
 
+#: The largest timeout (milliseconds or seconds) the drivers and PostgreSQL accept: longer ones are clamped to it.
+_INT32_MAX = 2**31 - 1
+
+
 def session_statements(dialect: str, timeout: float | None) -> list[str]:
     """What every new connection runs first: UTC, and the statement timeout where the server enforces one."""
     statements = [_UTC_SESSION[dialect]] if dialect in _UTC_SESSION else []
     if timeout is not None and dialect == "postgresql":
-        statements.append(f"SET statement_timeout = {max(1, math.ceil(timeout * 1000))}")
+        statements.append(f"SET statement_timeout = {min(_INT32_MAX, max(1, math.ceil(timeout * 1000)))}")
     return statements
 
 
@@ -31,7 +35,7 @@ def connect_arguments(dialect: str, timeout: float | None) -> dict[str, Any]:
     """Driver arguments that bound connecting (and, for SQLite, waiting on a lock) by `timeout` seconds."""
     if timeout is None:
         return {}
-    whole = max(1, math.ceil(timeout))
+    whole = min(_INT32_MAX, max(1, math.ceil(timeout)))
     if dialect == "postgresql":
         return {"connect_timeout": whole}  # libpq: the whole handshake, so a server that never answers ends too
     if dialect == "sqlite":
