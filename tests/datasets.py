@@ -53,15 +53,16 @@ def write_dataset(root: Path, *, rows: int = 2000, shift: float = 0.8, end: date
     return {"reference": reference, "prod": root / "prod", "csv": root / "csv", "db": db}
 
 
+def monitor_yaml(name: str, source: str, *, every: str = "1s", extra: str = "") -> str:
+    """The YAML of monitor `name` over `write_dataset`'s reference and features (`extra`: more of its lines)."""
+    lines = [f"{name}:", "  reference: {path: reference/train.parquet}", f"  source: {source}",
+             f"  schedule: {{every: {every}}}", "  window: 1h", "  min_rows: 100",
+             "  features: {numeric: [age, income], categorical: [plan]}", *(f"  {line}" for line in extra.splitlines())]
+    return "\n".join(f"  {line}" for line in lines)
+
+
 def config_text(port: int, *, every: str = "1h", extra_monitors: str = "") -> str:
     """A config with one monitor per source kind over `write_dataset`'s files (relative paths)."""
-    monitor = """
-    reference: {{path: reference/train.parquet}}
-    source: {source}
-    schedule: {{every: {every}}}
-    window: 1h
-    min_rows: 100
-    features: {{numeric: [age, income], categorical: [plan]}}"""
     return (
         f"server: {{host: 127.0.0.1, port: {port}}}\n"
         "state: {path: var/state.db}\n"
@@ -70,6 +71,6 @@ def config_text(port: int, *, every: str = "1h", extra_monitors: str = "") -> st
         "  table: {kind: csv, path: \"csv/*.csv\", timestamp_column: event_time}\n"
         "  db: {kind: sql, url: \"sqlite:///prod.db\", table: features, timestamp_column: event_time}\n"
         "monitors:\n"
-        + "".join(f"  from-{name}:{monitor.format(source=name, every=every)}\n" for name in ("files", "table", "db"))
+        + "".join(monitor_yaml(f"from-{name}", name, every=every) + "\n" for name in ("files", "table", "db"))
         + extra_monitors
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import free_port
 from daemon_harness import DaemonProcess
-from datasets import write_dataset
+from datasets import monitor_yaml, write_dataset
 from receivers import BlackHole, Receiver
 
 SHUTDOWN_TIMEOUT = 2.0
@@ -27,21 +27,8 @@ sources:
   hung: {{kind: sql, url: "postgresql+psycopg://driftwatch@127.0.0.1:{hung_port}/features", table: features,
           timestamp_column: event_time}}
 monitors:
-  healthy:
-    reference: {{path: reference/train.parquet}}
-    source: files
-    schedule: {{every: 1s}}
-    window: 1h
-    min_rows: 100
-    features: {{numeric: [age, income], categorical: [plan]}}
-  stuck:
-    reference: {{path: reference/train.parquet}}
-    source: hung
-    schedule: {{every: 1s}}
-    timeout: 8s
-    window: 1h
-    min_rows: 100
-    features: {{numeric: [age, income], categorical: [plan]}}
+{monitor_yaml("healthy", "files")}
+{monitor_yaml("stuck", "hung", extra="timeout: 8s")}
 """)
     return path
 
@@ -98,14 +85,7 @@ state: {{path: var/state.db}}
 sources:
   files: {{kind: parquet, path: "prod/*.parquet", timestamp_column: event_time}}
 monitors:
-  churn:
-    model: churn
-    reference: {{path: reference/train.parquet}}
-    source: files
-    schedule: {{every: 1s}}
-    window: 1h
-    min_rows: 100
-    features: {{numeric: [age, income], categorical: [plan]}}
+{monitor_yaml("churn", "files", extra="model: churn")}
 models:
   churn:
     primary: v2

@@ -3,49 +3,20 @@
 from __future__ import annotations
 
 import base64
-import socket
 import sqlite3
 import statistics
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 from conftest import free_port
 from daemon_harness import DaemonProcess
-from datasets import write_dataset
-from receivers import Receiver
+from datasets import monitor_yaml, write_dataset
+from receivers import BlackHole, Receiver
 
 SECRET = "whsec_" + base64.b64encode(b"driftwatch-isolation-signing-key").decode()
 MIN_NOTIFICATIONS = 24
 MAX_DELAY = 2.0
-
-
-class BlackHole:
-    """A loopback TCP listener that accepts connections and never answers (a sink that hangs)."""
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
-        self.port = self._listener.getsockname()[1]
-        self.connections: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, name="black-hole", daemon=True)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            self.connections.append(connection)  # held open, never read, never answered
-
-    def __enter__(self) -> BlackHole:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._listener.close()
-        for connection in self.connections:
-            connection.close()
 
 
 class TimedReceiver(Receiver):
@@ -69,14 +40,7 @@ state: {{path: var/state.db}}
 sources:
   files: {{kind: parquet, path: "prod/*.parquet", timestamp_column: event_time}}
 monitors:
-  churn:
-    reference: {{path: reference/train.parquet}}
-    source: files
-    schedule: {{every: 1s}}
-    window: 1h
-    min_rows: 100
-    features: {{numeric: [age, income], categorical: [plan]}}
-    alerts: {{sinks: [hole, healthy]}}
+{monitor_yaml("churn", "files", extra="alerts: {sinks: [hole, healthy]}")}
 alerting:
   sinks:
     hole: {{kind: webhook, url: "http://127.0.0.1:{hole_port}/hook", timeout: 3s,
@@ -111,7 +75,7 @@ def test_black_hole_sink_does_not_delay_a_healthy_one(tmp_path: Path) -> None:
     delays = sorted(receiver.arrived[i] - at for i, at in queued.items() if i in receiver.arrived)
     missing = [i for i, at in queued.items() if i not in receiver.arrived and at < stopping - MAX_DELAY]
     print(f"\nhealthy sink: {len(delays)} notifications, delay p50 {statistics.median(delays):.3f}s,"
-          f" p100 {delays[-1]:.3f}s; black hole held {len(hole.connections)} connection(s)")
+          f" p100 {delays[-1]:.3f}s; black hole held {hole.connections} connection(s)")
     assert len(delays) >= MIN_NOTIFICATIONS
     assert not missing, f"{len(missing)} notification(s) queued long before the stop never arrived"
     assert delays[-1] <= MAX_DELAY, delays
