@@ -21,6 +21,7 @@ test: $(STAMP) lint  ## lint, then every test (integration tests skip without se
 
 lint: $(STAMP)
 	$(BIN)/ruff check driftwatch tests benchmarks
+	$(BIN)/ruff format --check driftwatch tests benchmarks
 	$(BIN)/mypy driftwatch
 
 format: $(STAMP)

@@ -29,8 +29,18 @@ from driftwatch.runtime.stats_pool import stats_executor
 __version__ = "0.1.0"
 
 __all__ = [
-    "FeatureResult", "FeatureStats", "Level", "Policy", "Profile", "ProfileSettings", "Report", "Severity",
-    "Significance", "__version__", "build_profile", "compare",
+    "FeatureResult",
+    "FeatureStats",
+    "Level",
+    "Policy",
+    "Profile",
+    "ProfileSettings",
+    "Report",
+    "Severity",
+    "Significance",
+    "__version__",
+    "build_profile",
+    "compare",
 ]
 
 

@@ -63,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--monitor", help="only this monitor")
     check.add_argument("--at", type=parse_time, help="window end, ISO-8601 (default: now; naive = UTC)")
     check.add_argument("--format", choices=["table", "json"], default="table")
-    check.add_argument("--fail-on", choices=["warning", "critical"], default="critical",
-                       help="exit 1 when a monitor reaches this severity (default: critical)")
+    check.add_argument(
+        "--fail-on",
+        choices=["warning", "critical"],
+        default="critical",
+        help="exit 1 when a monitor reaches this severity (default: critical)",
+    )
 
     add_command(commands, "validate", "check the config and the references' columns", cmd_validate)
 
@@ -84,9 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="fallback switching of a running daemon (through its API)")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    for action, text in (("status", "the active version and state"), ("history", "the audit trail"),
-                         ("switch", "switch to a version by hand (pinned unless --no-pin)"),
-                         ("restore", "switch back to the primary and unpin"), ("unpin", "let automatic switching act")):
+    for action, text in (
+        ("status", "the active version and state"),
+        ("history", "the audit trail"),
+        ("switch", "switch to a version by hand (pinned unless --no-pin)"),
+        ("restore", "switch back to the primary and unpin"),
+        ("unpin", "let automatic switching act"),
+    ):
         sub = add_command(model_commands, action, text, cmd_models)
         sub.add_argument("--url", help="the daemon's base URL (default: from server in the config)")
         sub.add_argument("name", nargs="?" if action == "status" else None, help="the model")
@@ -100,8 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 in a container)")
     demo.add_argument("--port", type=int, default=9108)
     demo.add_argument("--dir", type=Path, default=Path("demo-work"), help="work folder (default: demo-work)")
-    demo.add_argument("--drift-after", type=parse_duration, default=parse_duration("60s"),
-                      help="when the production stream starts drifting (default: 60s)")
+    demo.add_argument(
+        "--drift-after",
+        type=parse_duration,
+        default=parse_duration("60s"),
+        help="when the production stream starts drifting (default: 60s)",
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 
@@ -170,22 +182,29 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def format_result(name: str, result: RunResult, reference_rows: int) -> str:
     """A readable table of one run."""
-    head = (f"{name}: {result.outcome}  window {result.start:%Y-%m-%d %H:%M:%S} .. {result.end:%H:%M:%S} UTC  "
-            f"rows {result.rows} (reference {reference_rows})")
+    head = (
+        f"{name}: {result.outcome}  window {result.start:%Y-%m-%d %H:%M:%S} .. {result.end:%H:%M:%S} UTC  "
+        f"rows {result.rows} (reference {reference_rows})"
+    )
     if result.report is None:
         return f"{head}\n  {result.error}"
     report = result.report
-    lines = [f"{head}\n  severity {report.severity.label.upper()}  drift share {report.drift_share or 0:.2f}",
-             f"  {'feature':<20} {'kind':<11} {'psi':>7} {'ks':>7} {'p-value':>9} {'js':>6} {'wass':>6} "
-             f"{'missing':>7}  severity"]
+    lines = [
+        f"{head}\n  severity {report.severity.label.upper()}  drift share {report.drift_share or 0:.2f}",
+        f"  {'feature':<20} {'kind':<11} {'psi':>7} {'ks':>7} {'p-value':>9} {'js':>6} {'wass':>6} "
+        f"{'missing':>7}  severity",
+    ]
     for r in report.features:
         s = r.stats
-        lines.append(f"  {r.name:<20} {s.kind:<11} {_f(s.psi, 7, 3)} {_f(s.ks_statistic, 7, 3)} "
-                     f"{_f(s.test_pvalue, 9, 2, 'e')} {_f(s.js_distance, 6, 3)} {_f(s.wasserstein, 6, 3)} "
-                     f"{_f(s.missing_share, 7, 3)}  {r.severity.label if s.status == 'ok' else s.status}")
+        lines.append(
+            f"  {r.name:<20} {s.kind:<11} {_f(s.psi, 7, 3)} {_f(s.ks_statistic, 7, 3)} "
+            f"{_f(s.test_pvalue, 9, 2, 'e')} {_f(s.js_distance, 6, 3)} {_f(s.wasserstein, 6, 3)} "
+            f"{_f(s.missing_share, 7, 3)}  {r.severity.label if s.status == 'ok' else s.status}"
+        )
         if s.new_categories:
-            lines.append(f"  {'':<20} new categories: "
-                         + ", ".join(f"{k} ({v:.1%})" for k, v in s.new_categories.items()))
+            lines.append(
+                f"  {'':<20} new categories: " + ", ".join(f"{k} ({v:.1%})" for k, v in s.new_categories.items())
+            )
     return "\n".join(lines)
 
 
@@ -233,8 +252,14 @@ def cmd_alerts_silence(args: argparse.Namespace) -> int:
     if until <= now:
         raise DriftwatchError(f"--until {until.isoformat()} is not in the future")
     with open_store(args.config) as store:
-        silence_id = store.add_silence(until=until, monitor=args.monitor, feature=args.feature,
-                                       alertname=args.alertname, comment=args.comment, now=now)
+        silence_id = store.add_silence(
+            until=until,
+            monitor=args.monitor,
+            feature=args.feature,
+            alertname=args.alertname,
+            comment=args.comment,
+            now=now,
+        )
     print(f"silence #{silence_id} until {until.isoformat()}")
     return EXIT_OK
 
@@ -260,8 +285,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             suffix = "/history" if args.models_command == "history" else ""
             response = httpx.get(base + path + suffix, headers=_bearer(read), timeout=30)
         else:
-            response = httpx.post(f"{base}{path}/{args.models_command}", json=body, headers=_bearer(token),
-                                  timeout=30)
+            response = httpx.post(f"{base}{path}/{args.models_command}", json=body, headers=_bearer(token), timeout=30)
     except httpx.HTTPError as err:
         raise DriftwatchError(f"cannot reach the daemon at {base}: {err}") from err
     print(json.dumps(reply_json(response), indent=2))

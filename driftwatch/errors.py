@@ -78,7 +78,12 @@ class DeliveryError(DriftwatchError):
     retry_after: float | None = None
 
     def __init__(
-        self, message: str, *, sink: str | None = None, retryable: bool = False, status: int | None = None,
+        self,
+        message: str,
+        *,
+        sink: str | None = None,
+        retryable: bool = False,
+        status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
         self.sink = sink
@@ -92,7 +97,12 @@ class SinkUnavailable(DeliveryError):
     """The sink could not be reached, timed out, or answered 408, 429 or 5xx: retry later."""
 
     def __init__(
-        self, message: str, *, sink: str | None = None, status: int | None = None, retry_after: float | None = None,
+        self,
+        message: str,
+        *,
+        sink: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, sink=sink, retryable=True, status=status, retry_after=retry_after)
 

@@ -26,7 +26,9 @@ class DaemonProcess:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "driftwatch", *args, "run", "-c", str(config)],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=config.parent,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=config.parent,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
@@ -57,8 +59,12 @@ class DaemonProcess:
 
     def post_json(self, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, str]:
         """Status and body of POST `path` with a JSON body."""
-        request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), method="POST",
-                                         headers={"content-type": "application/json", **(headers or {})})
+        request = urllib.request.Request(
+            self.base + path,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"content-type": "application/json", **(headers or {})},
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read().decode())

@@ -16,11 +16,13 @@ CATEGORICAL = ["plan"]
 def customers(rng: np.random.Generator, rows: int, shift: float) -> pd.DataFrame:
     """Synthetic rows; `shift` moves `age` by that many standard deviations and tilts `plan`."""
     p = np.array([0.6 - 0.3 * min(shift, 1), 0.3, 0.1 + 0.3 * min(shift, 1)])
-    return pd.DataFrame({
-        "age": rng.normal(40 + 12 * shift, 12, rows),
-        "income": rng.lognormal(10, 0.5, rows),
-        "plan": rng.choice(["basic", "plus", "premium"], rows, p=p / p.sum()),
-    })
+    return pd.DataFrame(
+        {
+            "age": rng.normal(40 + 12 * shift, 12, rows),
+            "income": rng.lognormal(10, 0.5, rows),
+            "plan": rng.choice(["basic", "plus", "premium"], rows, p=p / p.sum()),
+        }
+    )
 
 
 def production(rows: int, shift: float, end: datetime, seed: int = 2) -> pd.DataFrame:
@@ -55,9 +57,16 @@ def write_dataset(root: Path, *, rows: int = 2000, shift: float = 0.8, end: date
 
 def monitor_yaml(name: str, source: str, *, every: str = "1s", extra: str = "") -> str:
     """The YAML of monitor `name` over `write_dataset`'s reference and features (`extra`: more of its lines)."""
-    lines = [f"{name}:", "  reference: {path: reference/train.parquet}", f"  source: {source}",
-             f"  schedule: {{every: {every}}}", "  window: 1h", "  min_rows: 100",
-             "  features: {numeric: [age, income], categorical: [plan]}", *(f"  {line}" for line in extra.splitlines())]
+    lines = [
+        f"{name}:",
+        "  reference: {path: reference/train.parquet}",
+        f"  source: {source}",
+        f"  schedule: {{every: {every}}}",
+        "  window: 1h",
+        "  min_rows: 100",
+        "  features: {numeric: [age, income], categorical: [plan]}",
+        *(f"  {line}" for line in extra.splitlines()),
+    ]
     return "\n".join(f"  {line}" for line in lines)
 
 
@@ -67,9 +76,9 @@ def config_text(port: int, *, every: str = "1h", extra_monitors: str = "") -> st
         f"server: {{host: 127.0.0.1, port: {port}}}\n"
         "state: {path: var/state.db}\n"
         "sources:\n"
-        "  files: {kind: parquet, path: \"prod/*.parquet\", timestamp_column: event_time}\n"
-        "  table: {kind: csv, path: \"csv/*.csv\", timestamp_column: event_time}\n"
-        "  db: {kind: sql, url: \"sqlite:///prod.db\", table: features, timestamp_column: event_time}\n"
+        '  files: {kind: parquet, path: "prod/*.parquet", timestamp_column: event_time}\n'
+        '  table: {kind: csv, path: "csv/*.csv", timestamp_column: event_time}\n'
+        '  db: {kind: sql, url: "sqlite:///prod.db", table: features, timestamp_column: event_time}\n'
         "monitors:\n"
         + "".join(monitor_yaml(f"from-{name}", name, every=every) + "\n" for name in ("files", "table", "db"))
         + extra_monitors

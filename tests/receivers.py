@@ -78,8 +78,12 @@ class Receiver:
                 time.sleep(0.02)
         self._server.daemon_threads = True
         self._port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"receiver-{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"receiver-{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 

@@ -103,12 +103,30 @@ def postgres_server(**settings: str) -> Iterator[str]:
     port = free_port()
     server = None
     try:
-        subprocess.run([*as_user, initdb, "-D", str(root / "data"), "-U", "dw", "--auth=trust"],
-                       check=True, capture_output=True, env={**os.environ, "HOME": str(root)}, timeout=120)
+        subprocess.run(
+            [*as_user, initdb, "-D", str(root / "data"), "-U", "dw", "--auth=trust"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "HOME": str(root)},
+            timeout=120,
+        )
         options = [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
         server = subprocess.Popen(
-            [*as_user, postgres, "-D", str(root / "data"), "-p", str(port), "-k", str(root), "-h", "127.0.0.1",
-             *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                *as_user,
+                postgres,
+                "-D",
+                str(root / "data"),
+                "-p",
+                str(port),
+                "-k",
+                str(root),
+                "-h",
+                "127.0.0.1",
+                *options,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         url = f"postgresql+psycopg://dw:s3cret@127.0.0.1:{port}/postgres"
         engine = sa.create_engine(url)
@@ -182,9 +200,16 @@ def alertmanager_server(workdir: Path, config: dict[str, Any]) -> Iterator[str]:
     (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     server = ServerProcess(
-        [binary, f"--config.file={workdir / 'alertmanager.yml'}", f"--storage.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        workdir / "alertmanager.log", cwd=workdir)
+        [
+            binary,
+            f"--config.file={workdir / 'alertmanager.yml'}",
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        workdir / "alertmanager.log",
+        cwd=workdir,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: ready(server, f"{base}/-/ready"), "Alertmanager /-/ready", 30, server.log)
@@ -233,9 +258,15 @@ def prometheus_server(workdir: Path, config: dict[str, Any], rule_files: dict[st
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     port = free_port()
     server = ServerProcess(
-        [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        workdir / "prometheus.log", cwd=workdir)
+        [
+            binary,
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        workdir / "prometheus.log",
+        cwd=workdir,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: ready(server, f"{base}/-/ready"), "Prometheus /-/ready", 30, server.log)

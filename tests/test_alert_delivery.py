@@ -115,8 +115,10 @@ def test_receiver_down_across_a_daemon_restart_loses_nothing(tmp_path: Path) -> 
             second.wait_for(lambda: second.metrics().get(("driftwatch_outbox_pending", ())) == 0, "empty outbox")
             for _ in range(3):  # a few more runs: the restarted daemon must not fire the same alerts again
                 runs = second.metrics()[("driftwatch_monitor_runs_total", (("monitor", "churn"),))]
-                second.wait_for(lambda r=runs: second.metrics()[
-                    ("driftwatch_monitor_runs_total", (("monitor", "churn"),))] > r, "another run")
+                second.wait_for(
+                    lambda r=runs: second.metrics()[("driftwatch_monitor_runs_total", (("monitor", "churn"),))] > r,
+                    "another run",
+                )
         finally:
             assert second.stop() == 0
     accepted = receiver.accepted_ids()
@@ -138,11 +140,16 @@ def test_rejected_notification_becomes_dead_letter_and_replays(tmp_path: Path, s
         path = config(tmp_path, port, receiver.url)
         daemon = DaemonProcess(path, port)
         try:
-            daemon.wait_for(lambda: daemon.metrics().get(("driftwatch_outbox_dead_letters", ()), 0) >= 3,
-                            "dead letters")
+            daemon.wait_for(
+                lambda: daemon.metrics().get(("driftwatch_outbox_dead_letters", ()), 0) >= 3, "dead letters"
+            )
             receiver.recover()
-            done = subprocess.run([sys.executable, "-m", "driftwatch", "alerts", "retry", "-c", str(path)],
-                                  capture_output=True, text=True, timeout=60)
+            done = subprocess.run(
+                [sys.executable, "-m", "driftwatch", "alerts", "retry", "-c", str(path)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert done.returncode == 0, done.stderr
             assert "queued for delivery again" in done.stdout
             daemon.wait_for(lambda: set(fired_alerts(receiver)) >= EXPECTED, "replayed delivery")

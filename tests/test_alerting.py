@@ -63,26 +63,56 @@ DEFAULT = AlertRules()
         pytest.param(AlertRules(for_runs=3), [W, W, W], [None, None, "fired"], id="for-runs-3"),
         pytest.param(DEFAULT, [W, OK, W, OK, W, OK, W], [None] * 7, id="flapping-never-fires"),
         pytest.param(DEFAULT, [W, W, OK, OK], [None, "fired", "refresh", "resolved"], id="resolve-after-2-clean"),
-        pytest.param(AlertRules(resolve_after_runs=3), [W, W, OK, OK, OK],
-                     [None, "fired", "refresh", "refresh", "resolved"], id="resolve-after-3-clean"),
-        pytest.param(DEFAULT, [W, W, OK, W, OK, OK], [None, "fired", "refresh", "refresh", "refresh", "resolved"],
-                     id="breach-resets-clean-count"),
-        pytest.param(DEFAULT, [W, W, OK, OK, W, W], [None, "fired", "refresh", "resolved", None, "fired"],
-                     id="fires-again-after-resolving"),
-        pytest.param(DEFAULT, [W] * 7, [None, "fired", "refresh", "refresh", "refresh", "repeat", "refresh"],
-                     id="repeat-after-interval-not-before"),
-        pytest.param(DEFAULT, [W, W, C, C, C], [None, "fired", "escalated", "refresh", "refresh"],
-                     id="escalation-notifies-once"),
-        pytest.param(DEFAULT, [C, C, W, W, C], [None, "fired", "refresh", "refresh", "refresh"],
-                     id="de-escalation-and-back-silent"),
+        pytest.param(
+            AlertRules(resolve_after_runs=3),
+            [W, W, OK, OK, OK],
+            [None, "fired", "refresh", "refresh", "resolved"],
+            id="resolve-after-3-clean",
+        ),
+        pytest.param(
+            DEFAULT,
+            [W, W, OK, W, OK, OK],
+            [None, "fired", "refresh", "refresh", "refresh", "resolved"],
+            id="breach-resets-clean-count",
+        ),
+        pytest.param(
+            DEFAULT,
+            [W, W, OK, OK, W, W],
+            [None, "fired", "refresh", "resolved", None, "fired"],
+            id="fires-again-after-resolving",
+        ),
+        pytest.param(
+            DEFAULT,
+            [W] * 7,
+            [None, "fired", "refresh", "refresh", "refresh", "repeat", "refresh"],
+            id="repeat-after-interval-not-before",
+        ),
+        pytest.param(
+            DEFAULT, [W, W, C, C, C], [None, "fired", "escalated", "refresh", "refresh"], id="escalation-notifies-once"
+        ),
+        pytest.param(
+            DEFAULT,
+            [C, C, W, W, C],
+            [None, "fired", "refresh", "refresh", "refresh"],
+            id="de-escalation-and-back-silent",
+        ),
         pytest.param(AlertRules(min_severity=C), [W, W, W, W], [None] * 4, id="min-critical-ignores-warnings"),
-        pytest.param(AlertRules(min_severity=C), [C, W, C, C], [None, None, None, "fired"],
-                     id="min-critical-warning-is-clean"),
+        pytest.param(
+            AlertRules(min_severity=C), [C, W, C, C], [None, None, None, "fired"], id="min-critical-warning-is-clean"
+        ),
         pytest.param(DEFAULT, [W, H, W], [None, None, "fired"], id="pending-holds-when-unobserved"),
-        pytest.param(DEFAULT, [W, W, H, H, OK, H, OK], [None, "fired", "refresh", "refresh", "refresh", "refresh",
-                                                      "resolved"], id="firing-holds-and-refreshes"),
-        pytest.param(AlertRules(repeat_interval=timedelta(0)), [W, W, W], [None, "fired", "repeat"],
-                     id="zero-repeat-interval-repeats-every-run"),
+        pytest.param(
+            DEFAULT,
+            [W, W, H, H, OK, H, OK],
+            [None, "fired", "refresh", "refresh", "refresh", "refresh", "resolved"],
+            id="firing-holds-and-refreshes",
+        ),
+        pytest.param(
+            AlertRules(repeat_interval=timedelta(0)),
+            [W, W, W],
+            [None, "fired", "repeat"],
+            id="zero-repeat-interval-repeats-every-run",
+        ),
     ],
 )
 def test_scripted_lifecycle(rules: AlertRules, script: Script, expected: list[str | None]):
@@ -130,8 +160,7 @@ def test_notifications_carry_state_and_resolved_with():
 def test_model_switched_fires_and_resolves_at_once_and_a_change_notifies_again():
     """ModelSwitched rules fire and resolve on one run; a `changed` observation repeats before the interval."""
     key = AlertKey("churn-inputs", "churn", "ModelSwitched")
-    rules = model_switched_rules(AlertRules(for_runs=3, resolve_after_runs=4, repeat_interval=4 * HOUR,
-                                            min_severity=C))
+    rules = model_switched_rules(AlertRules(for_runs=3, resolve_after_runs=4, repeat_interval=4 * HOUR, min_severity=C))
     assert (rules.for_runs, rules.resolve_after_runs, rules.repeat_interval, rules.min_severity) == (1, 1, 4 * HOUR, W)
     script = [(C, False), (C, False), (C, True), (C, False), (OK, False)]
     states: dict[AlertKey, AlertState] = {}
@@ -215,8 +244,18 @@ def test_observe_report_ok_run(profile):
     }
     x = observations[AlertKey("churn", "x", "FeatureDrift")]
     assert x.severity == report.feature("x").severity == C
-    assert set(x.details) == {"psi", "ks_statistic", "ks_pvalue", "chi2_pvalue", "js_distance", "wasserstein",
-                              "missing_share", "adjusted_pvalue", "breaches", "window"}
+    assert set(x.details) == {
+        "psi",
+        "ks_statistic",
+        "ks_pvalue",
+        "chi2_pvalue",
+        "js_distance",
+        "wasserstein",
+        "missing_share",
+        "adjusted_pvalue",
+        "breaches",
+        "window",
+    }
     assert x.details["psi"] == pytest.approx(report.feature("x").stats.psi)
     assert x.details["breaches"] == {"psi": "critical", "ks_statistic": "critical"}
     assert x.details["window"] == {"start": T0.isoformat(), "end": (T0 + HOUR).isoformat()}
@@ -342,8 +381,14 @@ def test_state_round_trip_through_json(script):
     rules = AlertRules()
     states: dict[AlertKey, AlertState] = {}
     for i, severity in enumerate(script):
-        details = {"psi": 0.3, "breaches": {"psi": "warning"}, "window": {"start": T0.isoformat()},
-                   "drifted": ("a", "b"), "rows": np.int64(10), "run": i}
+        details = {
+            "psi": 0.3,
+            "breaches": {"psi": "warning"},
+            "window": {"start": T0.isoformat()},
+            "drifted": ("a", "b"),
+            "rows": np.int64(10),
+            "run": i,
+        }
         states, _ = step(states, [Observation(KEY, severity, details)], T0 + i * HOUR, rules)
     state = states[KEY]
     data = json.loads(json.dumps(state.to_dict()))
@@ -417,7 +462,9 @@ def test_restart_through_json_changes_nothing(script, rules):
         now = T0 + i * HOUR
         plain, expected = step(plain, observations, now, rules)
         stored, got = step(stored, observations, now, rules)
-        stored = {AlertKey.from_str(k): AlertState.from_dict(json.loads(v))
-                  for k, v in {k.to_str(): json.dumps(s.to_dict()) for k, s in stored.items()}.items()}
+        stored = {
+            AlertKey.from_str(k): AlertState.from_dict(json.loads(v))
+            for k, v in {k.to_str(): json.dumps(s.to_dict()) for k, s in stored.items()}.items()
+        }
         assert [n.notification_id for n in got] == [n.notification_id for n in expected]
         assert stored == plain

@@ -126,27 +126,38 @@ def assert_json_error(response: Any, status: int, *words: str) -> str:
         pytest.param({**SILENCE, "duration": "99999999999d"}, ["at most 365d"], id="duration-overflows-timedelta"),
         pytest.param({**SILENCE, "duration": "9999999d"}, ["at most 365d"], id="duration-overflows-datetime"),
         pytest.param({**SILENCE, "duration": "366d"}, ["at most 365d"], id="duration-over-a-year"),
-        pytest.param({**SILENCE, "duration": "9" * 5000 + "s"}, ["'duration' is longer than 64 bytes"],
-                     id="duration-huge-text"),
-        pytest.param({**SILENCE, "duration": 7200}, ["'duration' must be a string, got a number"],
-                     id="duration-number"),
+        pytest.param(
+            {**SILENCE, "duration": "9" * 5000 + "s"}, ["'duration' is longer than 64 bytes"], id="duration-huge-text"
+        ),
+        pytest.param(
+            {**SILENCE, "duration": 7200}, ["'duration' must be a string, got a number"], id="duration-number"
+        ),
         pytest.param({**SILENCE, "duration": "0s"}, ["not in the future"], id="duration-zero"),
-        pytest.param({"matchers": {"monitor": "m"}, "until": "9999-12-31T23:59:59"}, ["at most 365d"],
-                     id="until-year-9999"),
-        pytest.param({"matchers": {"monitor": "m"}, "until": "0001-01-01T00:00:00+01:00"}, ["until"],
-                     id="until-before-year-1-in-utc"),
+        pytest.param(
+            {"matchers": {"monitor": "m"}, "until": "9999-12-31T23:59:59"}, ["at most 365d"], id="until-year-9999"
+        ),
+        pytest.param(
+            {"matchers": {"monitor": "m"}, "until": "0001-01-01T00:00:00+01:00"},
+            ["until"],
+            id="until-before-year-1-in-utc",
+        ),
         pytest.param({"matchers": {"monitor": "m"}, "until": "soon"}, ["ISO-8601"], id="until-not-a-time"),
         pytest.param({"matchers": {"monitor": "m"}, "until": 1e308}, ["must be a string"], id="until-number"),
         pytest.param({**SILENCE, "until": "2030-01-01T00:00:00"}, ["exactly one"], id="until-and-duration"),
-        pytest.param({**SILENCE, "comment": {"text": "x"}}, ["'comment' must be a string, got an object"],
-                     id="comment-object"),
+        pytest.param(
+            {**SILENCE, "comment": {"text": "x"}}, ["'comment' must be a string, got an object"], id="comment-object"
+        ),
         pytest.param({**SILENCE, "comment": 5}, ["'comment' must be a string, got a number"], id="comment-number"),
         pytest.param({**SILENCE, "comment": "x" * 1025}, ["longer than 1024 bytes"], id="comment-over-1kb"),
         pytest.param({**SILENCE, "comment": "é" * 513}, ["longer than 1024 bytes"], id="comment-over-1kb-utf8"),
-        pytest.param(b'{"matchers": {"monitor": "m"}, "duration": "1h", "comment": "\\ud800"}', ["not valid Unicode"],
-                     id="comment-lone-surrogate"),
-        pytest.param({"matchers": {"monitor": ["m"]}, "duration": "1h"}, ["'monitor' must be a string"],
-                     id="matcher-array"),
+        pytest.param(
+            b'{"matchers": {"monitor": "m"}, "duration": "1h", "comment": "\\ud800"}',
+            ["not valid Unicode"],
+            id="comment-lone-surrogate",
+        ),
+        pytest.param(
+            {"matchers": {"monitor": ["m"]}, "duration": "1h"}, ["'monitor' must be a string"], id="matcher-array"
+        ),
         pytest.param({"matchers": {"monitor": None}, "duration": "1h"}, ["at least one"], id="matchers-all-null"),
         pytest.param({"matchers": {"team": "x"}, "duration": "1h"}, ["at least one"], id="matcher-unknown"),
         pytest.param({"matchers": "monitor=m", "duration": "1h"}, ["at least one"], id="matchers-string"),
@@ -173,8 +184,11 @@ def test_bad_silence_is_400(api: Api, body: Any, words: list[str]):
         pytest.param({**SILENCE, "comment": "x" * 1024}, {"comment": "x" * 1024}, id="comment-exactly-1kb"),
         pytest.param({**SILENCE, "duration": "365d"}, {"matchers": {"monitor": "payments"}}, id="a-year"),
         pytest.param({**SILENCE, "comment": None, "until": None}, {"comment": ""}, id="null-is-absent"),
-        pytest.param({"matchers": {"feature": "age", "monitor": None}, "duration": "1h"},
-                     {"matchers": {"feature": "age"}}, id="null-matcher-ignored"),
+        pytest.param(
+            {"matchers": {"feature": "age", "monitor": None}, "duration": "1h"},
+            {"matchers": {"feature": "age"}},
+            id="null-matcher-ignored",
+        ),
     ],
 )
 def test_good_silence_is_201(api: Api, body: dict[str, Any], expected: dict[str, Any]):
@@ -187,8 +201,9 @@ def test_good_silence_is_201(api: Api, body: dict[str, Any], expected: dict[str,
 def test_silence_until_is_stored_in_utc(api: Api):
     """An `until` with an offset is converted to UTC."""
     until = (datetime.now(UTC) + timedelta(hours=3)).astimezone(timezone(timedelta(hours=5, minutes=30)))
-    response = api.client.post("/api/v1/silences", json={"matchers": {"monitor": "m"}, "until": until.isoformat()},
-                               headers=AUTH)
+    response = api.client.post(
+        "/api/v1/silences", json={"matchers": {"monitor": "m"}, "until": until.isoformat()}, headers=AUTH
+    )
     assert response.status_code == 201, response.text
     assert datetime.fromisoformat(response.json()["until"]) == until
     assert response.json()["until"].endswith("+00:00")
@@ -232,8 +247,9 @@ def test_delete_silence(api: Api):
     [
         pytest.param("switch", DEEP, ["nested too deeply"], id="switch-deep"),
         pytest.param("switch", b'{"to": ' + DEEP + b"}", ["nested too deeply"], id="switch-deep-field"),
-        pytest.param("switch", {"to": "v2", "pin": "false"}, ["'pin' must be true or false, got a string"],
-                     id="pin-string-false"),
+        pytest.param(
+            "switch", {"to": "v2", "pin": "false"}, ["'pin' must be true or false, got a string"], id="pin-string-false"
+        ),
         pytest.param("switch", {"to": "v2", "pin": 0}, ["'pin' must be true or false, got a number"], id="pin-zero"),
         pytest.param("switch", {"to": "v2", "pin": []}, ["'pin' must be true or false"], id="pin-array"),
         pytest.param("switch", {}, ["'to'", "required"], id="to-missing"),
@@ -266,10 +282,14 @@ def test_bad_model_action_is_400(api: Api, action: str, body: Any, words: list[s
     [
         pytest.param({"to": "v2"}, {"to": "v2", "pin": True, "reason": "manual switch", "actor": "api"}, id="defaults"),
         pytest.param({"to": "v2", "pin": False}, {"pin": False}, id="pin-false"),
-        pytest.param({"to": "v2", "pin": None, "reason": None}, {"pin": True, "reason": "manual switch"},
-                     id="null-is-absent"),
-        pytest.param({"to": "rules", "actor": "cli", "reason": "r" * 1024}, {"actor": "cli", "reason": "r" * 1024},
-                     id="cli-at-the-limit"),
+        pytest.param(
+            {"to": "v2", "pin": None, "reason": None}, {"pin": True, "reason": "manual switch"}, id="null-is-absent"
+        ),
+        pytest.param(
+            {"to": "rules", "actor": "cli", "reason": "r" * 1024},
+            {"actor": "cli", "reason": "r" * 1024},
+            id="cli-at-the-limit",
+        ),
         pytest.param({"to": "v2", "actor": "mallory"}, {"actor": "api"}, id="other-actor-is-api"),
     ],
 )
@@ -313,7 +333,7 @@ def test_unknown_model_is_404_before_the_body_is_read(api: Api):
 def test_body_over_1mb_is_413(api: Api, path: str, chunked: bool):
     """A body over 1 MiB is a 413, declared by Content-Length or counted while a chunked body is read."""
     big = b" " * (MAX_BODY_BYTES + 1)
-    content: Any = iter([big[:65536]] + [big[i:i + 65536] for i in range(65536, len(big), 65536)]) if chunked else big
+    content: Any = iter([big[:65536]] + [big[i : i + 65536] for i in range(65536, len(big), 65536)]) if chunked else big
     response = api.client.post(path, content=content, headers=AUTH)
     if chunked and path == "/-/reload":  # reload never reads its body: nothing to count
         assert response.status_code == 200
@@ -337,14 +357,20 @@ JSON = st.recursive(
     max_leaves=6,
 )
 OFFSETS = st.integers(-23 * 60, 23 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
-SOON = st.builds(lambda ahead, zone: (datetime.now(UTC) + ahead).astimezone(zone).isoformat(),
-                 st.timedeltas(timedelta(days=-1), timedelta(days=400)), OFFSETS)
+SOON = st.builds(
+    lambda ahead, zone: (datetime.now(UTC) + ahead).astimezone(zone).isoformat(),
+    st.timedeltas(timedelta(days=-1), timedelta(days=400)),
+    OFFSETS,
+)
 TIMES = SOON | st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=st.none() | OFFSETS).map(
-    datetime.isoformat)
+    datetime.isoformat
+)
 DURATIONS = st.builds("{}{}".format, st.integers(0, 400) | st.integers(0, 10**12), st.sampled_from("dhms")) | (
-    st.sampled_from(["1h30m", "365d", "366d", "0s", "9999999d", "99999999999d"]))
-MATCHERS = st.fixed_dictionaries({}, optional={name: JSON | st.text(max_size=3)
-                                               for name in ("monitor", "feature", "alertname")})
+    st.sampled_from(["1h30m", "365d", "366d", "0s", "9999999d", "99999999999d"])
+)
+MATCHERS = st.fixed_dictionaries(
+    {}, optional={name: JSON | st.text(max_size=3) for name in ("monitor", "feature", "alertname")}
+)
 
 
 @st.composite
@@ -369,8 +395,12 @@ ACTION_FIELDS = {"switch": ("to", "pin", "reason", "actor"), "restore": ("reason
 def model_actions(draw: st.DrawFn) -> tuple[str, Any]:
     """An action and a mostly well-shaped body for it whose fields take random values; sometimes any JSON at all."""
     action = draw(st.sampled_from(sorted(ACTION_FIELDS)))
-    good = {"to": st.sampled_from(["v2", "rules", "v9"]), "pin": st.booleans(), "reason": st.text(max_size=1100),
-            "actor": st.just("cli")}
+    good = {
+        "to": st.sampled_from(["v2", "rules", "v9"]),
+        "pin": st.booleans(),
+        "reason": st.text(max_size=1100),
+        "actor": st.just("cli"),
+    }
     body = {"to": draw(good["to"] | JSON)} if action == "switch" else {}
     for key in ACTION_FIELDS[action]:
         if key not in body and draw(st.booleans()):
@@ -450,18 +480,27 @@ models:
     try:
         daemon.wait_ready()
         auth = f"Authorization: Bearer {TOKEN}\r\n".encode()
-        declared = (b"POST /api/v1/silences HTTP/1.1\r\nHost: x\r\n" + auth
-                    + f"Content-Length: {50 * MAX_BODY_BYTES}\r\n\r\n".encode())
+        declared = (
+            b"POST /api/v1/silences HTTP/1.1\r\nHost: x\r\n"
+            + auth
+            + f"Content-Length: {50 * MAX_BODY_BYTES}\r\n\r\n".encode()
+        )
         status, body = raw_http(port, declared)  # answered before a byte of the 50 MB body is sent
         assert (status, body) == (413, {"error": "request body over the limit of 1048576 bytes"})
         chunk = b" " * 65536
         chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * (MAX_BODY_BYTES // len(chunk) + 1)
-        chunked = (b"POST /api/v1/models/churn/switch HTTP/1.1\r\nHost: x\r\n" + auth
-                   + b"Transfer-Encoding: chunked\r\n\r\n")
+        chunked = (
+            b"POST /api/v1/models/churn/switch HTTP/1.1\r\nHost: x\r\n" + auth + b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         assert raw_http(port, chunked, chunks) == (413, {"error": "request body over the limit of 1048576 bytes"})
         for path in ("/api/v1/silences", "/api/v1/models/churn/switch"):
-            status, body = raw_http(port, f"POST {path} HTTP/1.1\r\nHost: x\r\n".encode() + auth
-                                    + f"Content-Length: {len(DEEP)}\r\nConnection: close\r\n\r\n".encode(), [DEEP])
+            status, body = raw_http(
+                port,
+                f"POST {path} HTTP/1.1\r\nHost: x\r\n".encode()
+                + auth
+                + f"Content-Length: {len(DEEP)}\r\nConnection: close\r\n\r\n".encode(),
+                [DEEP],
+            )
             assert status == 400 and "nested too deeply" in body["error"], (path, body)
         assert daemon.get("/healthz")[0] == 200
         assert daemon.json("/api/v1/models/churn")["active"] == "churn-v3"
@@ -508,19 +547,45 @@ PROXY_502 = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad
 @pytest.mark.parametrize(
     ("status", "content_type", "body", "args", "words"),
     [
-        pytest.param(502, "text/html", PROXY_502, ["switch", "churn", "--to", "v2"], ["502 Bad Gateway", "text/html"],
-                     id="proxy-html-502"),
-        pytest.param(200, "text/html", b"<html>login</html>", ["status"], ["200 OK", "not the daemon's JSON"],
-                     id="html-200"),
-        pytest.param(503, "application/json", b'{"error": "not\\nready"}', ["history", "churn"],
-                     ["503 Service Unavailable: not ready"], id="json-error"),
-        pytest.param(500, "application/json", b"[1, 2]", ["restore", "churn"], ["500", "without an error message"],
-                     id="json-without-error"),
+        pytest.param(
+            502,
+            "text/html",
+            PROXY_502,
+            ["switch", "churn", "--to", "v2"],
+            ["502 Bad Gateway", "text/html"],
+            id="proxy-html-502",
+        ),
+        pytest.param(
+            200, "text/html", b"<html>login</html>", ["status"], ["200 OK", "not the daemon's JSON"], id="html-200"
+        ),
+        pytest.param(
+            503,
+            "application/json",
+            b'{"error": "not\\nready"}',
+            ["history", "churn"],
+            ["503 Service Unavailable: not ready"],
+            id="json-error",
+        ),
+        pytest.param(
+            500,
+            "application/json",
+            b"[1, 2]",
+            ["restore", "churn"],
+            ["500", "without an error message"],
+            id="json-without-error",
+        ),
         pytest.param(502, "", b"", ["unpin", "churn"], ["502", "no content type"], id="empty-502"),
     ],
 )
-def test_cli_reports_a_bad_reply_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], status: int,
-                                             content_type: str, body: bytes, args: list[str], words: list[str]):
+def test_cli_reports_a_bad_reply_in_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    content_type: str,
+    body: bytes,
+    args: list[str],
+    words: list[str],
+):
     """`driftwatch models ...` gives exit 2 and one line, no traceback, for an error or non-JSON reply."""
     config = tmp_path / "driftwatch.yaml"
     config.write_text('server: {api_token: "t"}\nsources: {}\nmonitors: {}\n')

@@ -14,8 +14,14 @@ from datasets import config_text, write_dataset
 
 def driftwatch(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `python -m driftwatch ARGS` and capture its output."""
-    return subprocess.run([sys.executable, "-m", "driftwatch", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "driftwatch", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture
@@ -30,22 +36,33 @@ BAD_CONFIGS = [
     pytest.param(None, "missing.yaml: file not found", id="missing-file"),
     pytest.param(("window: 1h", "windwo: 1h"), "monitors.from-files: unknown key 'windwo'", id="unknown-key"),
     pytest.param(("min_rows: 100", "min_rows: lots"), "monitors.from-files.min_rows:", id="wrong-type"),
-    pytest.param(("window: 1h", "window: 5 minutes"), "monitors.from-files.window: invalid duration '5 minutes'",
-                 id="bad-duration"),
-    pytest.param(("schedule: {every: 1h}", "schedule: {cron: \"61 * * * *\"}"),
-                 "monitors.from-files.schedule.cron: invalid cron expression '61 * * * *'", id="bad-cron"),
-    pytest.param(("table: features", 'table: "${DW_TEST_UNSET_TABLE}"'),
-                 "sources.db.table: environment variable DW_TEST_UNSET_TABLE is not set", id="unset-env"),
-    pytest.param(("numeric: [age, income]", "numeric: [age, salary]"),
-                 "column 'salary' not found", id="reference-missing-column"),
+    pytest.param(
+        ("window: 1h", "window: 5 minutes"),
+        "monitors.from-files.window: invalid duration '5 minutes'",
+        id="bad-duration",
+    ),
+    pytest.param(
+        ("schedule: {every: 1h}", 'schedule: {cron: "61 * * * *"}'),
+        "monitors.from-files.schedule.cron: invalid cron expression '61 * * * *'",
+        id="bad-cron",
+    ),
+    pytest.param(
+        ("table: features", 'table: "${DW_TEST_UNSET_TABLE}"'),
+        "sources.db.table: environment variable DW_TEST_UNSET_TABLE is not set",
+        id="unset-env",
+    ),
+    pytest.param(
+        ("numeric: [age, income]", "numeric: [age, salary]"), "column 'salary' not found", id="reference-missing-column"
+    ),
     pytest.param(("reference/train.parquet", "reference/nope.parquet"), "file not found", id="missing-reference"),
 ]
 
 
 @pytest.mark.parametrize("command", ["validate", "check", "run"])
 @pytest.mark.parametrize(("edit", "expected"), BAD_CONFIGS)
-def test_bad_config_is_one_line_exit_2(workdir: Path, command: str, edit: tuple[str, str] | None,
-                                       expected: str) -> None:
+def test_bad_config_is_one_line_exit_2(
+    workdir: Path, command: str, edit: tuple[str, str] | None, expected: str
+) -> None:
     """Each bad config gives exit 2 and one line on stderr naming the problem, never a traceback."""
     config = workdir / "driftwatch.yaml"
     if edit is None:
@@ -67,8 +84,9 @@ def test_validate_ok(workdir: Path) -> None:
     assert "ok (3 monitors, 3 sources)" in done.stdout
 
 
-@pytest.mark.parametrize(("fail_on", "code"), [pytest.param("critical", 1, id="critical"),
-                                               pytest.param("warning", 1, id="warning")])
+@pytest.mark.parametrize(
+    ("fail_on", "code"), [pytest.param("critical", 1, id="critical"), pytest.param("warning", 1, id="warning")]
+)
 def test_check_exits_1_on_drift(workdir: Path, fail_on: str, code: int) -> None:
     """A drifting batch makes `check` exit 1 at the --fail-on level and print the table."""
     done = driftwatch("check", "-c", "driftwatch.yaml", "--fail-on", fail_on, cwd=workdir)
@@ -92,8 +110,7 @@ def test_check_exits_0_without_drift(tmp_path: Path) -> None:
 
 def test_check_with_too_few_rows_says_so(workdir: Path) -> None:
     """A window with fewer rows than min_rows reports insufficient_data, not a fake zero."""
-    done = driftwatch("check", "-c", "driftwatch.yaml", "--format", "json", "--at", "2001-01-01T00:00:00",
-                      cwd=workdir)
+    done = driftwatch("check", "-c", "driftwatch.yaml", "--format", "json", "--at", "2001-01-01T00:00:00", cwd=workdir)
     assert done.returncode == 0, done.stderr
     for report in json.loads(done.stdout)["monitors"]:
         assert report["status"] == "insufficient_data"
@@ -126,23 +143,42 @@ def _laughs(levels: int = 9, width: int = 10) -> str:
 
 
 HOSTILE_CONFIGS = [
-    pytest.param(("sources:\n", "x: &a [*a]\nsources:\n"), "recursive YAML alias *a at line 3, column 8",
-                 id="alias-recursive-list"),
+    pytest.param(
+        ("sources:\n", "x: &a [*a]\nsources:\n"),
+        "recursive YAML alias *a at line 3, column 8",
+        id="alias-recursive-list",
+    ),
     pytest.param(None, "recursive YAML alias *a at line 1, column 17", id="alias-recursive-sources"),
-    pytest.param(("sources:\n", "x: " + "[" * 2000 + "]" * 2000 + "\nsources:\n"),
-                 "YAML nested deeper than 64 levels at line 3", id="nested-2000"),
-    pytest.param(("sources:\n", _laughs() + "sources:\n"),
-                 "YAML too large: more than 100000 values with aliases expanded", id="billion-laughs"),
-    pytest.param(("monitors:\n", "alerting: {defaults: {repeat_interval: 99999999999d}}\nmonitors:\n"),
-                 "alerting.defaults.repeat_interval: duration must be at most 3650d, got '99999999999d'",
-                 id="repeat-interval-overflow"),
-    pytest.param(("window: 1h", "window: 999999999d"),
-                 "monitors.from-files.window: duration must be at most 365d, got '999999999d'", id="window-huge"),
-    pytest.param(("schedule: {every: 1h}", "schedule: {every: 999999999d}"),
-                 "monitors.from-files.schedule.every: duration must be at most 3650d, got '999999999d'",
-                 id="every-huge"),
-    pytest.param(("min_rows: 100", "min_rows: 100\n    timeout: 999999999d"),
-                 "monitors.from-files.timeout: duration must be at most 3650d, got '999999999d'", id="timeout-huge"),
+    pytest.param(
+        ("sources:\n", "x: " + "[" * 2000 + "]" * 2000 + "\nsources:\n"),
+        "YAML nested deeper than 64 levels at line 3",
+        id="nested-2000",
+    ),
+    pytest.param(
+        ("sources:\n", _laughs() + "sources:\n"),
+        "YAML too large: more than 100000 values with aliases expanded",
+        id="billion-laughs",
+    ),
+    pytest.param(
+        ("monitors:\n", "alerting: {defaults: {repeat_interval: 99999999999d}}\nmonitors:\n"),
+        "alerting.defaults.repeat_interval: duration must be at most 3650d, got '99999999999d'",
+        id="repeat-interval-overflow",
+    ),
+    pytest.param(
+        ("window: 1h", "window: 999999999d"),
+        "monitors.from-files.window: duration must be at most 365d, got '999999999d'",
+        id="window-huge",
+    ),
+    pytest.param(
+        ("schedule: {every: 1h}", "schedule: {every: 999999999d}"),
+        "monitors.from-files.schedule.every: duration must be at most 3650d, got '999999999d'",
+        id="every-huge",
+    ),
+    pytest.param(
+        ("min_rows: 100", "min_rows: 100\n    timeout: 999999999d"),
+        "monitors.from-files.timeout: duration must be at most 3650d, got '999999999d'",
+        id="timeout-huge",
+    ),
 ]
 
 
@@ -175,8 +211,10 @@ def test_largest_durations_check(workdir: Path) -> None:
     """A window of 365d and other durations of 3650d validate and `check` runs (exit 1 on this drifting data)."""
     config = workdir / "driftwatch.yaml"
     text = config.read_text().replace("window: 1h", "window: 365d").replace("every: 1h", "every: 3650d")
-    config.write_text(text.replace("min_rows: 100", "min_rows: 100\n    timeout: 3650d")
-                      + "alerting: {defaults: {repeat_interval: 3650d}}\n")
+    config.write_text(
+        text.replace("min_rows: 100", "min_rows: 100\n    timeout: 3650d")
+        + "alerting: {defaults: {repeat_interval: 3650d}}\n"
+    )
     assert driftwatch("validate", "-c", str(config), cwd=workdir).returncode == 0
     done = driftwatch("check", "-c", str(config), "--monitor", "from-files", cwd=workdir)
     assert done.returncode == 1, done.stderr

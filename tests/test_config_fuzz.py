@@ -36,19 +36,117 @@ models:
 """
 
 # Keys that exist somewhere in a config, so that mutations reach deep into validation and not just "unknown key".
-KEYS = ["server", "host", "port", "state", "path", "sources", "kind", "url", "table", "query", "timestamp_column",
-        "monitors", "model", "reference", "source", "schedule", "every", "cron", "window", "min_rows", "features",
-        "numeric", "categorical", "psi", "bins", "binning", "epsilon", "thresholds", "psi", "ks_pvalue", "warning",
-        "critical", "drift_share", "significance", "alpha", "correction", "timeout", "alerts", "sinks", "for_runs",
-        "resolve_after_runs", "repeat_interval", "min_severity", "alerting", "defaults", "retry", "initial",
-        "max_interval", "max_age", "models", "primary", "fallbacks", "switch", "on", "after_runs", "min_dwell",
-        "restore", "dry_run", "actuators", "api_token", "secret", "external_url"]
-WEIRD_TEXT = ["99999999999d", "999999999d", "3650d", "3651d", "365d", "366d", "87601h", "0s", "-5m", "1h30m",
-              "9" * 30 + "s", "0" * 40 + "1s", "${DW_FUZZ_UNSET}", "${DW_FUZZ_UNSET:-5m}", "$$", "${", "\0", "auto",
-              "a" * 5000, "../../../etc/passwd", "prod/*.parquet", "reference/train.parquet", "sqlite:///:memory:",
-              "sqlite:///prod.db", "postgresql://u:p@127.0.0.1:99999999/x", "0 0 31 2 *", "*/0 * * * *", "log",
-              "parquet", "sql", "csv", "webhook", "critical", "nan", "inf", "1e999", "from-files", "churn", "v1", "",
-              "a\nb", "prod/x\n.parquet", "reference/\u2028.parquet", "sqlite:///a\rb.db", "x\x85y"]
+KEYS = [
+    "server",
+    "host",
+    "port",
+    "state",
+    "path",
+    "sources",
+    "kind",
+    "url",
+    "table",
+    "query",
+    "timestamp_column",
+    "monitors",
+    "model",
+    "reference",
+    "source",
+    "schedule",
+    "every",
+    "cron",
+    "window",
+    "min_rows",
+    "features",
+    "numeric",
+    "categorical",
+    "psi",
+    "bins",
+    "binning",
+    "epsilon",
+    "thresholds",
+    "psi",
+    "ks_pvalue",
+    "warning",
+    "critical",
+    "drift_share",
+    "significance",
+    "alpha",
+    "correction",
+    "timeout",
+    "alerts",
+    "sinks",
+    "for_runs",
+    "resolve_after_runs",
+    "repeat_interval",
+    "min_severity",
+    "alerting",
+    "defaults",
+    "retry",
+    "initial",
+    "max_interval",
+    "max_age",
+    "models",
+    "primary",
+    "fallbacks",
+    "switch",
+    "on",
+    "after_runs",
+    "min_dwell",
+    "restore",
+    "dry_run",
+    "actuators",
+    "api_token",
+    "secret",
+    "external_url",
+]
+WEIRD_TEXT = [
+    "99999999999d",
+    "999999999d",
+    "3650d",
+    "3651d",
+    "365d",
+    "366d",
+    "87601h",
+    "0s",
+    "-5m",
+    "1h30m",
+    "9" * 30 + "s",
+    "0" * 40 + "1s",
+    "${DW_FUZZ_UNSET}",
+    "${DW_FUZZ_UNSET:-5m}",
+    "$$",
+    "${",
+    "\0",
+    "auto",
+    "a" * 5000,
+    "../../../etc/passwd",
+    "prod/*.parquet",
+    "reference/train.parquet",
+    "sqlite:///:memory:",
+    "sqlite:///prod.db",
+    "postgresql://u:p@127.0.0.1:99999999/x",
+    "0 0 31 2 *",
+    "*/0 * * * *",
+    "log",
+    "parquet",
+    "sql",
+    "csv",
+    "webhook",
+    "critical",
+    "nan",
+    "inf",
+    "1e999",
+    "from-files",
+    "churn",
+    "v1",
+    "",
+    "a\nb",
+    "prod/x\n.parquet",
+    "reference/\u2028.parquet",
+    "sqlite:///a\rb.db",
+    "x\x85y",
+]
 
 scalars = st.one_of(
     st.none(),
@@ -59,8 +157,13 @@ scalars = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=20),
     st.sampled_from(WEIRD_TEXT),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-    st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=4), max_leaves=12)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 def _addresses(node: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -138,12 +241,35 @@ def documents(draw: st.DrawFn, base: dict[str, Any]) -> str:
         text = "\n".join(bomb) + "\n" + text
     elif attack == "alias" and lines:
         i = draw(st.integers(0, len(lines) - 1))
-        text = "".join(lines[:i]) + lines[i].replace(": ", ": &v ", 1) + "".join(lines[i + 1:])
+        text = "".join(lines[:i]) + lines[i].replace(": ", ": &v ", 1) + "".join(lines[i + 1 :])
         text += f"{draw(st.sampled_from(KEYS))}: *v\n"
     elif attack == "char":
         i = draw(st.integers(0, len(text)))
-        text = text[:i] + draw(st.sampled_from(["\t", "&", "*", "!", "!!binary ", "!!set ", "?", "{", "[", "'", '"',
-                                                 "\x01", "---\n", "%YAML 1.1\n", "<<: "])) + text[i:]
+        text = (
+            text[:i]
+            + draw(
+                st.sampled_from(
+                    [
+                        "\t",
+                        "&",
+                        "*",
+                        "!",
+                        "!!binary ",
+                        "!!set ",
+                        "?",
+                        "{",
+                        "[",
+                        "'",
+                        '"',
+                        "\x01",
+                        "---\n",
+                        "%YAML 1.1\n",
+                        "<<: ",
+                    ]
+                )
+            )
+            + text[i:]
+        )
     elif attack == "cut":
         text = text[: draw(st.integers(0, len(text)))]
     return text
@@ -220,8 +346,11 @@ def test_hostile_yaml_in_process(workdir: Path, text: str, expected: str) -> Non
     assert code == 2 and expected in stderr
 
 
-@settings(max_examples=520, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                    HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=520,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(data=st.data())
 def test_fuzzed_configs_exit_0_or_2_with_one_line(workdir: Path, base: dict[str, Any], data: st.DataObject) -> None:
     """520 mutated configs (wrong types, huge numbers, odd strings, aliases, deep nesting): exit 0/2, one line."""

@@ -35,10 +35,11 @@ def daemon(tmp_path: Path):
     import pandas as pd
 
     pd.read_parquet(tmp_path / "prod" / "a.parquet").drop(columns=["income"]).to_parquet(
-        tmp_path / "nocol" / "x.parquet", index=False)
+        tmp_path / "nocol" / "x.parquet", index=False
+    )
     text = config_text(free_port(), extra_monitors=BROKEN_PRODUCTION).replace(
-        "monitors:\n",
-        "  nocolumn: {kind: parquet, path: \"nocol/*.parquet\", timestamp_column: event_time}\nmonitors:\n")
+        "monitors:\n", '  nocolumn: {kind: parquet, path: "nocol/*.parquet", timestamp_column: event_time}\nmonitors:\n'
+    )
     config = tmp_path / "driftwatch.yaml"
     config.write_text(text)
     port = int(text.split("port: ")[1].split("}")[0])
@@ -55,9 +56,26 @@ def ran_all(daemon: DaemonProcess) -> bool:
 def check_json(config: Path, monitor: str, at: str) -> dict:
     """`driftwatch check --format json` for one monitor and window end."""
     done = subprocess.run(
-        [sys.executable, "-m", "driftwatch", "check", "-c", str(config), "--monitor", monitor, "--at", at,
-         "--format", "json", "--fail-on", "critical"],
-        capture_output=True, text=True, cwd=config.parent, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "driftwatch",
+            "check",
+            "-c",
+            str(config),
+            "--monitor",
+            monitor,
+            "--at",
+            at,
+            "--format",
+            "json",
+            "--fail-on",
+            "critical",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=config.parent,
+        timeout=120,
     )
     assert done.returncode in (0, 1), done.stderr
     return json.loads(done.stdout)["monitors"][0]
@@ -103,8 +121,9 @@ def test_failing_source_fails_only_its_monitor(daemon: DaemonProcess) -> None:
     assert "income" in status["error"] and "not found" in status["error"]
     assert "monitor broken-batch: error: source nocolumn: column 'income' not found" in daemon.log()
     assert "Traceback" not in daemon.log()
-    assert not any(name == "driftwatch_feature_psi" and ("monitor", "broken-batch") in labels
-                   for name, labels in metrics)
+    assert not any(
+        name == "driftwatch_feature_psi" and ("monitor", "broken-batch") in labels for name, labels in metrics
+    )
 
 
 def test_sighup_with_broken_config_keeps_running(daemon: DaemonProcess, tmp_path: Path) -> None:

@@ -69,8 +69,9 @@ def test_drift_switches_recovery_restores_and_state_survives_restart(tmp_path: P
         first = DaemonProcess(path, port)
         try:
             first.wait_for(lambda: (route_file(tmp_path) or {}).get("active") == "churn-v2", "switch to churn-v2")
-            first.wait_for(lambda: any(r["active"] == "churn-v2" for r in routes_received(receiver)),
-                           "route webhook with churn-v2")
+            first.wait_for(
+                lambda: any(r["active"] == "churn-v2" for r in routes_received(receiver)), "route webhook with churn-v2"
+            )
             switched = first.json("/api/v1/models/churn")
             firing = model_switched(first.json("/api/v1/alerts")["alerts"])
             assert "model churn: switched churn-v3 -> churn-v2" in first.log()
@@ -80,7 +81,8 @@ def test_drift_switches_recovery_restores_and_state_survives_restart(tmp_path: P
         assert switched["active"] == "churn-v2" and switched["primary"] == "churn-v3"
         assert switched["actuation"]["file:0"] == "confirmed"
         assert [(a["monitor"], a["phase"], a["severity"], a["details"]["to"]) for a in firing] == [
-            ("churn-inputs", "firing", "critical", "churn-v2")]
+            ("churn-inputs", "firing", "critical", "churn-v2")
+        ]
         assert oct(os.stat(tmp_path / "var" / "routes" / "churn.json").st_mode & 0o777) == oct(0o644)
 
         second = DaemonProcess(path, port)
@@ -133,11 +135,13 @@ def test_manual_switch_pin_and_cli(tmp_path: Path) -> None:
         try:
             daemon.wait_ready()
             auth = {"authorization": f"Bearer {TOKEN}"}
-            status, body = daemon.post_json("/api/v1/silences", {"matchers": {"alertname": "ModelSwitched"},
-                                                                 "duration": "1h"}, auth)
+            status, body = daemon.post_json(
+                "/api/v1/silences", {"matchers": {"alertname": "ModelSwitched"}, "duration": "1h"}, auth
+            )
             assert status == 201, body
-            status, body = daemon.post_json("/api/v1/models/churn/switch",
-                                            {"to": "churn-rules", "reason": "incident 42", "pin": True}, auth)
+            status, body = daemon.post_json(
+                "/api/v1/models/churn/switch", {"to": "churn-rules", "reason": "incident 42", "pin": True}, auth
+            )
             assert status == 200, body
             assert body["changed"] and body["model"]["active"] == "churn-rules" and body["model"]["pinned"]
             status, body = daemon.post_json("/api/v1/models/churn/switch", {"to": "churn-rules"}, auth)
@@ -146,20 +150,26 @@ def test_manual_switch_pin_and_cli(tmp_path: Path) -> None:
             assert status == 400 and "churn-v9" in body
             daemon.wait_for(lambda: (route_file(tmp_path) or {}).get("active") == "churn-rules", "pinned route")
             firing = model_switched(daemon.json("/api/v1/alerts")["alerts"])
-            done = subprocess.run([sys.executable, "-m", "driftwatch", "models", "restore", "-c", str(path), "churn"],
-                                  capture_output=True, text=True, timeout=60)
+            done = subprocess.run(
+                [sys.executable, "-m", "driftwatch", "models", "restore", "-c", str(path), "churn"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert done.returncode == 0, done.stderr
             restored = json.loads(done.stdout)["model"]
             assert restored["active"] == "churn-v3" and not restored["pinned"]
             history = daemon.json("/api/v1/models/churn/history")["history"]
             assert model_switched(daemon.json("/api/v1/alerts")["alerts"]) == []
-            daemon.wait_for(lambda: any(r["active"] == "churn-v3" for r in routes_received(receiver)),
-                            "route webhook restore")
+            daemon.wait_for(
+                lambda: any(r["active"] == "churn-v3" for r in routes_received(receiver)), "route webhook restore"
+            )
             log = daemon.log()
         finally:
             assert daemon.stop() == 0
     assert [(a["monitor"], a["phase"], a["details"]["to"], a["details"]["actor"]) for a in firing] == [
-        ("churn-inputs", "firing", "churn-rules", "api")]
+        ("churn-inputs", "firing", "churn-rules", "api")
+    ]
     assert "alert churn-inputs/churn/ModelSwitched firing (fired) silenced" in log
     assert "alert churn-inputs/churn/ModelSwitched resolved (resolved) silenced" in log
     assert [r for r in receiver.requests if r.path == "/alerts" and r.json()["alertname"] == "ModelSwitched"] == []

@@ -76,4 +76,7 @@ def test_the_scan_sees_absolute_and_relative_imports():
     """The scan finds `from driftwatch.runtime...` and resolves `from ..runtime import x` (a pass means something)."""
     source = "import numpy\nfrom driftwatch.runtime.store import Store\nfrom ..runtime import daemon\nfrom . import x\n"
     assert [(name, layer) for _, name, layer in imported_layers(source, "driftwatch.outputs")] == [
-        ("driftwatch.runtime.store", "runtime"), ("driftwatch.runtime", "runtime"), ("driftwatch.outputs", "outputs")]
+        ("driftwatch.runtime.store", "runtime"),
+        ("driftwatch.runtime", "runtime"),
+        ("driftwatch.outputs", "outputs"),
+    ]

@@ -54,10 +54,12 @@ def test_hung_database_stalls_only_its_own_monitor_and_sigterm_is_bounded(tmp_pa
                 time.sleep(1)
             metrics = daemon.metrics()
             ran = sample(metrics, "driftwatch_monitor_runs_total", "healthy") - start
-            print(f"healthy monitor: {ran:.0f} runs in 30 s; up samples {set(ups)}; "
-                  f"stuck monitor: {sample(metrics, 'driftwatch_monitor_runs_total', 'stuck'):.0f} runs, "
-                  f"{sample(metrics, 'driftwatch_monitor_runs_skipped_total', 'stuck'):.0f} skipped; "
-                  f"{hole.connections} connections to the black hole")
+            print(
+                f"healthy monitor: {ran:.0f} runs in 30 s; up samples {set(ups)}; "
+                f"stuck monitor: {sample(metrics, 'driftwatch_monitor_runs_total', 'stuck'):.0f} runs, "
+                f"{sample(metrics, 'driftwatch_monitor_runs_skipped_total', 'stuck'):.0f} skipped; "
+                f"{hole.connections} connections to the black hole"
+            )
             assert ups and all(up == 1 for up in ups), ups
             assert ran >= 25
             assert sample(metrics, "driftwatch_monitor_up", "stuck") == 0
@@ -105,8 +107,11 @@ def recorded_steps(db: Path) -> tuple[int, int, int]:
         alert = conn.execute("SELECT state_json FROM alert_states WHERE key = 'churn/dataset/DatasetDrift'").fetchone()
         model = conn.execute("SELECT state_json FROM model_states WHERE model = 'churn'").fetchone()
     conn.close()
-    return (runs, json.loads(alert[0])["breaching_runs"] if alert else 0,
-            json.loads(model[0])["breaching_runs"] if model else 0)
+    return (
+        runs,
+        json.loads(alert[0])["breaching_runs"] if alert else 0,
+        json.loads(model[0])["breaching_runs"] if model else 0,
+    )
 
 
 def test_sigterm_at_random_moments_loses_no_alert_or_model_step(tmp_path: Path) -> None:
@@ -152,8 +157,10 @@ def test_locked_state_database_costs_records_not_the_daemon(tmp_path: Path) -> N
         daemon.wait_for(lambda: recorded_steps(db)[0] >= locked_at + 3, "runs recorded again after the lock")
         runs, alert_runs, model_runs = recorded_steps(db)
         errors = [line for line in daemon.log().splitlines() if "could not record" in line]
-        print(f"12 s of a locked state database: {during:.0f} runs made, {len(errors)} one-line record errors; "
-              f"afterwards {runs} runs recorded, alert step {alert_runs}, model step {model_runs}")
+        print(
+            f"12 s of a locked state database: {during:.0f} runs made, {len(errors)} one-line record errors; "
+            f"afterwards {runs} runs recorded, alert step {alert_runs}, model step {model_runs}"
+        )
         assert during >= 1  # a run's three record steps each wait out the store's 5 s busy timeout
         assert errors and all("database is locked" in line for line in errors)
         assert daemon.get("/healthz")[0] == 200
@@ -169,11 +176,16 @@ def test_kill_9_at_random_moments_loses_no_notification(tmp_path: Path) -> None:
     chance = random.Random(9)
     with Receiver(delay=0.05) as receiver:
         path = tmp_path / "driftwatch.yaml"
-        path.write_text(random_stop_config(tmp_path, port := free_port()).read_text().replace(
-            "    log: {kind: log}\n",
-            f"    hook: {{kind: webhook, url: \"{receiver.url}/hook\", timeout: 2s,"
-            " retry: {initial: 1s, max_interval: 1s}}\n"
-            "  defaults: {for_runs: 1, resolve_after_runs: 1, repeat_interval: 1s}\n"))
+        path.write_text(
+            random_stop_config(tmp_path, port := free_port())
+            .read_text()
+            .replace(
+                "    log: {kind: log}\n",
+                f'    hook: {{kind: webhook, url: "{receiver.url}/hook", timeout: 2s,'
+                " retry: {initial: 1s, max_interval: 1s}}\n"
+                "  defaults: {for_runs: 1, resolve_after_runs: 1, repeat_interval: 1s}\n",
+            )
+        )
         for _ in range(12):
             daemon = DaemonProcess(path, port)
             try:
@@ -194,7 +206,9 @@ def test_kill_9_at_random_moments_loses_no_notification(tmp_path: Path) -> None:
         arrived = receiver.accepted_ids()
     lost = sorted(set(queued) - set(arrived))
     again = sum(count - 1 for count in arrived.values())
-    print(f"12 SIGKILLs: {len(queued)} notifications queued, {len(lost)} lost, {again} delivered twice "
-          f"(the same webhook-id, for the receiver to deduplicate)")
+    print(
+        f"12 SIGKILLs: {len(queued)} notifications queued, {len(lost)} lost, {again} delivered twice "
+        f"(the same webhook-id, for the receiver to deduplicate)"
+    )
     assert len(queued) >= 20
     assert lost == [] and set(queued.values()) == {"delivered"}

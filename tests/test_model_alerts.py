@@ -115,7 +115,11 @@ def test_switch_fires_and_restore_resolves_through_the_alert_path(shell: Shell, 
     assert fired["event"] == "alert.firing" and fired["reason"] == "fired" and fired["severity"] == "critical"
     assert (fired["monitor"], fired["subject"], fired["feature"]) == ("churn-inputs", "churn", None)
     assert {k: fired["details"][k] for k in ("model", "from", "to", "actor")} == {
-        "model": "churn", "from": "churn-v3", "to": "churn-v2", "actor": "auto"}
+        "model": "churn",
+        "from": "churn-v3",
+        "to": "churn-v2",
+        "actor": "auto",
+    }
     assert fired["details"]["trigger"]["monitor"] == "churn-inputs"
     assert fired["links"]["report"] == "http://dw.example/api/v1/models/churn"
     assert shell.events("console") == []  # only `other` sends to console, and it does not feed churn
@@ -175,7 +179,8 @@ def test_manual_switch_keys_the_first_feeding_monitor_and_survives_a_restart(tmp
     first = Shell(tmp_path)
     first.models.switch("churn", "churn-v2", reason="incident 9", pin=True, actor="api", now=T0)
     assert [(e["status"], e["monitor"], e["details"]["actor"]) for e in first.events()] == [
-        ("firing", "churn-inputs", "api")]
+        ("firing", "churn-inputs", "api")
+    ]
     first.store.close()
 
     second = Shell(tmp_path)
@@ -258,8 +263,7 @@ def test_route_file_failure_is_reported_and_retried(tmp_path: Path):
 
 def test_webhook_actuator_rows_status_and_sink(tmp_path: Path):
     """The webhook actuator has one outbox row per route version, and reads its status from the outbox."""
-    actuator = WebhookActuator("churn", 1, "http://127.0.0.1:9/route", secret=None, timeout=2.0,
-                               retry=RetryPolicy())
+    actuator = WebhookActuator("churn", 1, "http://127.0.0.1:9/route", secret=None, timeout=2.0, retry=RetryPolicy())
     route = {"model": "churn", "active": "churn-v2", "state_version": 4}
     ((delivery_id, sink, event),) = actuator.outbox_rows(route)
     assert (delivery_id, sink, event) == (route_delivery_id("churn", 1, 4), "actuator:churn:1", route)

@@ -131,8 +131,7 @@ def test_verify_accepts_one_of_several_signatures_and_any_header_case() -> None:
     """A header with several space-separated signatures verifies if one matches; names are case-insensitive."""
     body = b"{}"
     good = sign(SECRET, "msg_1", TS, body)
-    headers = {"Webhook-Id": "msg_1", "Webhook-Timestamp": str(TS),
-               "Webhook-Signature": f"v1,AAAA {good} v2,whatever"}
+    headers = {"Webhook-Id": "msg_1", "Webhook-Timestamp": str(TS), "Webhook-Signature": f"v1,AAAA {good} v2,whatever"}
     assert verify(SECRET, headers, body, now=TS)
     assert not verify(SECRET, {**headers, "Webhook-Signature": "v1,AAAA v1,BBBB"}, body, now=TS)
 
@@ -142,8 +141,13 @@ def test_verify_accepts_one_of_several_signatures_and_any_header_case() -> None:
 
 def test_notifiers_satisfy_the_protocol() -> None:
     """Every sink is a Notifier; only Alertmanager wants refresh events."""
-    sinks = [WebhookNotifier("w", "http://x"), SlackNotifier("s", "http://x"),
-             PagerDutyNotifier("p", ROUTING_KEY, "http://x"), AlertmanagerNotifier("a", "http://x"), LogNotifier("l")]
+    sinks = [
+        WebhookNotifier("w", "http://x"),
+        SlackNotifier("s", "http://x"),
+        PagerDutyNotifier("p", ROUTING_KEY, "http://x"),
+        AlertmanagerNotifier("a", "http://x"),
+        LogNotifier("l"),
+    ]
     assert all(isinstance(sink, Notifier) for sink in sinks)
     assert [sink.kind for sink in sinks] == ["webhook", "slack", "pagerduty", "alertmanager", "log"]
     assert [sink.wants_refresh for sink in sinks] == [False, False, False, True, False]
@@ -176,7 +180,8 @@ def test_webhook_signed_with_the_wrong_secret_is_refused_by_the_receiver() -> No
     """A receiver that verifies signatures refuses a webhook signed with another secret (401, not retryable)."""
     with Receiver(secret=SECRET) as receiver, pytest.raises(DeliveryError) as info:
         WebhookNotifier("oncall", receiver.url, "whsec_" + base64.b64encode(b"other").decode(), 5).send(
-            sample_event(), "dlv-3")
+            sample_event(), "dlv-3"
+        )
     assert (info.value.status, info.value.retryable) == (401, False)
     assert receiver.requests[0].verified is False
 
@@ -191,8 +196,15 @@ def test_slack_body_has_text_and_blocks() -> None:
     section, context = body["blocks"]
     assert section["type"] == "section" and section["text"]["type"] == "mrkdwn"
     text = section["text"]["text"]
-    for expected in ("FIRING", "FeatureDrift", "churn/age", "critical", "psi=0.312 (threshold 0.25)", "ks=0.18",
-                     "2024-05-01T11:00:00+00:00 → 2024-05-01T12:00:00+00:00"):
+    for expected in (
+        "FIRING",
+        "FeatureDrift",
+        "churn/age",
+        "critical",
+        "psi=0.312 (threshold 0.25)",
+        "ks=0.18",
+        "2024-05-01T11:00:00+00:00 → 2024-05-01T12:00:00+00:00",
+    ):
         assert expected in text
     assert context["type"] == "context"
     assert "<http://127.0.0.1:9108/api/v1/monitors/churn/report|Drift report>" in context["elements"][0]["text"]
@@ -218,7 +230,11 @@ def test_pagerduty_trigger_and_resolve_share_the_dedup_key() -> None:
     assert trigger["dedup_key"] == key
     payload = trigger["payload"]
     assert (payload["source"], payload["severity"], payload["component"], payload["group"]) == (
-        "driftwatch", "critical", "churn", "FeatureDrift")
+        "driftwatch",
+        "critical",
+        "churn",
+        "FeatureDrift",
+    )
     assert payload["summary"].startswith("[FIRING] FeatureDrift on churn/age")
     assert payload["custom_details"] == sample_event()["details"]
     assert resolve == {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": key}
@@ -232,8 +248,12 @@ def test_alertmanager_firing_and_resolved() -> None:
         notifier.send(sample_event(status="resolved", event="alert.resolved", at="2024-05-01T13:00:00+00:00"), "d2")
     assert [request.path for request in receiver.requests] == ["/api/v2/alerts", "/api/v2/alerts"]
     (firing,), (resolved,) = (request.json() for request in receiver.requests)
-    assert firing["labels"] == {"alertname": "FeatureDrift", "monitor": "churn", "feature": "age",
-                                "severity": "critical"}
+    assert firing["labels"] == {
+        "alertname": "FeatureDrift",
+        "monitor": "churn",
+        "feature": "age",
+        "severity": "critical",
+    }
     assert firing["startsAt"] == "2024-05-01T12:00:00Z"
     assert firing["endsAt"] == "2024-05-01T12:25:00Z"
     assert firing["generatorURL"] == "http://127.0.0.1:9108/api/v1/monitors/churn/report"
@@ -247,10 +267,15 @@ def test_alertmanager_dataset_alert_labels_the_subject() -> None:
     """A dataset-level alert carries feature="dataset"."""
     with Receiver() as receiver:
         AlertmanagerNotifier("am", receiver.url, timeout=5).send(
-            sample_event(alertname="DatasetDrift", subject="dataset", feature=None, severity="warning"), "d")
+            sample_event(alertname="DatasetDrift", subject="dataset", feature=None, severity="warning"), "d"
+        )
     (alert,) = receiver.requests[0].json()
-    assert alert["labels"] == {"alertname": "DatasetDrift", "monitor": "churn", "feature": "dataset",
-                               "severity": "warning"}
+    assert alert["labels"] == {
+        "alertname": "DatasetDrift",
+        "monitor": "churn",
+        "feature": "dataset",
+        "severity": "warning",
+    }
 
 
 def test_log_notifier_logs_a_summary(caplog: pytest.LogCaptureFixture) -> None:
@@ -278,8 +303,9 @@ def test_log_notifier_logs_a_summary(caplog: pytest.LogCaptureFixture) -> None:
         pytest.param(410, None, False, None, id="410-revoked-not-retryable"),
     ],
 )
-def test_http_errors_are_classified(status: int, retry_after: str | None, retryable: bool,
-                                    expected_wait: float | None) -> None:
+def test_http_errors_are_classified(
+    status: int, retry_after: str | None, retryable: bool, expected_wait: float | None
+) -> None:
     """Failures raise a DeliveryError with status, retryable and retry_after."""
     with Receiver() as receiver:
         receiver.fail(1, status, retry_after=retry_after)
@@ -331,10 +357,16 @@ SinkFactory = Callable[[str], Any]
 @pytest.mark.parametrize(
     ("make", "secret"),
     [
-        pytest.param(lambda url: SlackNotifier("team-slack", url + "/services/T0SECRET/B0SECRET/XXSECRET", 5),
-                     "XXSECRET", id="slack-url-path"),
-        pytest.param(lambda url: PagerDutyNotifier("pager", ROUTING_KEY, url=url, timeout=5), ROUTING_KEY,
-                     id="pagerduty-routing-key"),
+        pytest.param(
+            lambda url: SlackNotifier("team-slack", url + "/services/T0SECRET/B0SECRET/XXSECRET", 5),
+            "XXSECRET",
+            id="slack-url-path",
+        ),
+        pytest.param(
+            lambda url: PagerDutyNotifier("pager", ROUTING_KEY, url=url, timeout=5),
+            ROUTING_KEY,
+            id="pagerduty-routing-key",
+        ),
         pytest.param(lambda url: WebhookNotifier("oncall", url, SECRET, 5), SECRET, id="webhook-secret"),
     ],
 )

@@ -80,12 +80,20 @@ def enqueue(store: Store, *ids: str, sink: str = "oncall", now: datetime = T0) -
     store.apply_alert_changes({}, [(i, sink, sample_event(notification_id=i)) for i in ids], now)
 
 
-def dispatcher(store: Store, receiver: Receiver, clock: Callable[[], datetime], *, policy: RetryPolicy | None = None,
-               outcomes: Outcomes | None = None, **options: Any) -> Dispatcher:
+def dispatcher(
+    store: Store,
+    receiver: Receiver,
+    clock: Callable[[], datetime],
+    *,
+    policy: RetryPolicy | None = None,
+    outcomes: Outcomes | None = None,
+    **options: Any,
+) -> Dispatcher:
     """A dispatcher with one signed webhook sink `oncall` posting to `receiver`."""
     notifiers: Mapping[str, Notifier] = {"oncall": WebhookNotifier("oncall", receiver.url + "/hook", SECRET, 2.0)}
-    return Dispatcher(store, notifiers, retry={"oncall": policy or RetryPolicy()}, clock=clock,
-                      on_outcome=outcomes, **options)
+    return Dispatcher(
+        store, notifiers, retry={"oncall": policy or RetryPolicy()}, clock=clock, on_outcome=outcomes, **options
+    )
 
 
 def test_failing_receiver_gets_one_delivery_with_a_stable_webhook_id(store: Store, receiver: Receiver) -> None:
@@ -190,8 +198,9 @@ def test_receiver_down_keeps_rows_pending_until_max_age(store: Store) -> None:
     receiver = Receiver(secret=SECRET).start()
     receiver.stop()  # down, but the port is known
     enqueue(store, "dlv-1", "dlv-2")
-    policy = RetryPolicy(initial=timedelta(seconds=10), max_interval=timedelta(minutes=1),
-                         max_age=timedelta(minutes=10))
+    policy = RetryPolicy(
+        initial=timedelta(seconds=10), max_interval=timedelta(minutes=1), max_age=timedelta(minutes=10)
+    )
     sender = dispatcher(store, receiver, clock, policy=policy, outcomes=outcomes)
     while clock.now < T0 + timedelta(minutes=10):
         sender.deliver_due()
@@ -299,8 +308,9 @@ def test_on_outcome_failure_does_not_stop_delivery(store: Store, receiver: Recei
         raise RuntimeError("metrics down")
 
     enqueue(store, "dlv-1")
-    Dispatcher(store, {"oncall": WebhookNotifier("oncall", receiver.url, SECRET, 2.0)}, clock=FixedClock(),
-               on_outcome=explode).deliver_due()
+    Dispatcher(
+        store, {"oncall": WebhookNotifier("oncall", receiver.url, SECRET, 2.0)}, clock=FixedClock(), on_outcome=explode
+    ).deliver_due()
     assert store.deliveries()[0].status == "delivered"
 
 
@@ -402,8 +412,13 @@ def test_update_starts_and_retires_lanes(store: Store) -> None:
     """A reload adds a lane per new sink and retires removed ones; rows of a missing sink wait for its return."""
     first, second = Recording("first"), Recording("second")
     outcomes = Outcomes()
-    sender = Dispatcher(store, {"first": first}, poll_interval=0.05, on_outcome=outcomes,
-                        default_retry=RetryPolicy(initial=timedelta(milliseconds=10)))
+    sender = Dispatcher(
+        store,
+        {"first": first},
+        poll_interval=0.05,
+        on_outcome=outcomes,
+        default_retry=RetryPolicy(initial=timedelta(milliseconds=10)),
+    )
     before = lane_names()
     sender.start()
     try:

@@ -19,8 +19,16 @@ from driftwatch.errors import SourceUnavailable
 from driftwatch.runtime.monitor import open_sources, prepare_monitor, result_dict, run_monitor
 from driftwatch.sources import SqlSource
 
-STATISTICS = ["psi", "ks_statistic", "ks_pvalue", "chi2_pvalue", "js_distance", "wasserstein", "missing_share",
-              "adjusted_pvalue"]
+STATISTICS = [
+    "psi",
+    "ks_statistic",
+    "ks_pvalue",
+    "chi2_pvalue",
+    "js_distance",
+    "wasserstein",
+    "missing_share",
+    "adjusted_pvalue",
+]
 
 CONFIG = """\
 state: {{path: var/state.db}}
@@ -53,8 +61,9 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("kind", [pytest.param("timestamp", id="timestamp"),
-                                  pytest.param("timestamptz", id="timestamptz")])
+@pytest.mark.parametrize(
+    "kind", [pytest.param("timestamp", id="timestamp"), pytest.param("timestamptz", id="timestamptz")]
+)
 def test_sql_monitor_on_postgres_equals_parquet(postgres_url: str, tmp_path: Path, kind: str) -> None:
     """Monitors over a PostgreSQL table and query report the same rows and statistics (1e-12) as over parquet."""
     end = datetime.now(UTC).replace(microsecond=0)
@@ -67,16 +76,21 @@ def test_sql_monitor_on_postgres_equals_parquet(postgres_url: str, tmp_path: Pat
     try:
         frame.to_sql(table, engine, index=False, if_exists="replace")
         with engine.connect() as conn:
-            column_type = conn.execute(sa.text(
-                "SELECT data_type FROM information_schema.columns WHERE table_name = :t AND column_name = 'event_time'"
-            ), {"t": table}).scalar_one()
+            column_type = conn.execute(
+                sa.text(
+                    "SELECT data_type FROM information_schema.columns"
+                    " WHERE table_name = :t AND column_name = 'event_time'"
+                ),
+                {"t": table},
+            ).scalar_one()
     finally:
         engine.dispose()
     assert column_type == ("timestamp with time zone" if kind == "timestamptz" else "timestamp without time zone")
 
     monitors = {"from-files": "files", "from-pg": "pg", "from-pg-query": "pg-query"}
     text = CONFIG.format(url=postgres_url, table=table) + "".join(
-        MONITOR.format(name=name, source=source) for name, source in monitors.items())
+        MONITOR.format(name=name, source=source) for name, source in monitors.items()
+    )
     (tmp_path / "driftwatch.yaml").write_text(text)
     config = load_config(tmp_path / "driftwatch.yaml")
     sources = open_sources(config)
@@ -122,8 +136,13 @@ def test_sql_monitor_on_postgres_equals_parquet(postgres_url: str, tmp_path: Pat
 @pytest.mark.integration
 def test_slow_query_ends_at_the_source_timeout(postgres_url: str) -> None:
     """A query slower than the source's timeout is cancelled by PostgreSQL: one-line SourceUnavailable, quickly."""
-    source = SqlSource("slow", postgres_url, query="SELECT now() AS event_time, 1.0 AS x FROM pg_sleep(30)",
-                       timestamp_column="event_time", timeout=1.5)
+    source = SqlSource(
+        "slow",
+        postgres_url,
+        query="SELECT now() AS event_time, 1.0 AS x FROM pg_sleep(30)",
+        timestamp_column="event_time",
+        timeout=1.5,
+    )
     began = time.monotonic()
     try:
         with pytest.raises(SourceUnavailable, match="statement timeout") as caught:

@@ -264,12 +264,20 @@ def _cached(tmp_path):
     reference = tmp_path / "ref.parquet"
     if not reference.exists():
         pd.DataFrame({"x": np.random.default_rng(0).normal(size=300), "c": ["a", "b", "c"] * 100}).to_parquet(reference)
-    return cached_profile(reference, tmp_path / "cache" / "m.npz", numeric=["x"], categorical=["c"],
-                          settings=ProfileSettings())
+    return cached_profile(
+        reference, tmp_path / "cache" / "m.npz", numeric=["x"], categorical=["c"], settings=ProfileSettings()
+    )
 
 
-@pytest.mark.parametrize("keep", [pytest.param(0, id="0-byte"), pytest.param(22, id="zip-header-only"),
-                                  pytest.param(-100, id="truncated-end"), pytest.param(None, id="garbage")])
+@pytest.mark.parametrize(
+    "keep",
+    [
+        pytest.param(0, id="0-byte"),
+        pytest.param(22, id="zip-header-only"),
+        pytest.param(-100, id="truncated-end"),
+        pytest.param(None, id="garbage"),
+    ],
+)
 def test_damaged_cache_is_rebuilt(tmp_path, caplog, keep):
     """A 0-byte, truncated or garbage profile cache is rebuilt with a log line, not an EOFError."""
     built = _cached(tmp_path)
@@ -281,8 +289,9 @@ def test_damaged_cache_is_rebuilt(tmp_path, caplog, keep):
     with caplog.at_level(logging.INFO, logger="driftwatch.profiles"):
         again = _cached(tmp_path)
     assert again.fingerprint == built.fingerprint
-    assert any("rebuilding reference profile" in r.getMessage() and "unusable" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "rebuilding reference profile" in r.getMessage() and "unusable" in r.getMessage() for r in caplog.records
+    )
     assert cache.read_bytes() == whole
     assert load_profile(cache).fingerprint == built.fingerprint
 
@@ -302,6 +311,7 @@ def test_cache_is_mode_644_whatever_the_umask(tmp_path):
 
 def test_unwritable_cache_still_gives_the_profile(tmp_path, caplog, monkeypatch):
     """A cache that cannot be written is logged; the run still gets its profile."""
+
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 

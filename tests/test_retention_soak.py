@@ -37,7 +37,7 @@ def soak_config(port: int, retention: str | None) -> str:
         f"server: {{host: 127.0.0.1, port: {port}, api_token: {TOKEN}}}\n"
         f"state: {state}\n"
         "sources:\n"
-        "  files: {kind: parquet, path: \"prod/*.parquet\", timestamp_column: event_time}\n"
+        '  files: {kind: parquet, path: "prod/*.parquet", timestamp_column: event_time}\n'
         "alerting:\n"
         "  sinks: {log: {kind: log}}\n"
         "  defaults: {for_runs: 1, repeat_interval: 1s}\n"
@@ -94,8 +94,11 @@ def test_state_stays_bounded_under_a_soak(daemons: tuple[DaemonProcess, DaemonPr
     kept_samples: list[tuple[float, dict[str, int]]] = []
     silences = 0
     while (elapsed := time.monotonic() - start) < SOAK_SECONDS:
-        status, body = pruned.post_json("/api/v1/silences", {"matchers": {"monitor": "nobody"}, "duration": "1s"},
-                                        headers={"authorization": f"Bearer {TOKEN}"})
+        status, body = pruned.post_json(
+            "/api/v1/silences",
+            {"matchers": {"monitor": "nobody"}, "duration": "1s"},
+            headers={"authorization": f"Bearer {TOKEN}"},
+        )
         assert status == 201, body
         silences += 1
         samples.append((elapsed, sample(pruned_db)))
@@ -106,9 +109,12 @@ def test_state_stays_bounded_under_a_soak(daemons: tuple[DaemonProcess, DaemonPr
 
     print(f"\nretention {RETENTION_SECONDS}s, {MONITORS} monitors every 1 s, {SOAK_SECONDS} s:")
     for seconds, found in samples[::2]:
-        print(f"  t={seconds:4.1f}s made {found['runs_made']:4d} runs, {found['outbox_made']:5d} notifications;"
-              f" rows: " + ", ".join(f"{table} {found[table]}" for table in TABLES)
-              + f"; file {found['bytes'] / 1024:.0f} KB ({found['free_bytes'] / 1024:.0f} KB free pages)")
+        print(
+            f"  t={seconds:4.1f}s made {found['runs_made']:4d} runs, {found['outbox_made']:5d} notifications;"
+            f" rows: "
+            + ", ".join(f"{table} {found[table]}" for table in TABLES)
+            + f"; file {found['bytes'] / 1024:.0f} KB ({found['free_bytes'] / 1024:.0f} KB free pages)"
+        )
     kept_first, kept_last = kept_samples[0][1], kept_samples[-1][1]
     runs = kept_last["runs_made"] - kept_first["runs_made"]
     per_run = (kept_last["bytes"] - kept_first["bytes"]) / runs
@@ -116,9 +122,11 @@ def test_state_stays_bounded_under_a_soak(daemons: tuple[DaemonProcess, DaemonPr
     with closing(sqlite3.connect(f"file:{kept_db}?mode=ro", uri=True)) as conn:
         (run_row,) = conn.execute("SELECT AVG(LENGTH(report_json) + LENGTH(monitor) + 80) FROM runs").fetchone()
         (outbox_row,) = conn.execute("SELECT AVG(LENGTH(event_json) + LENGTH(sink) + 140) FROM outbox").fetchone()
-    print(f"without retention: {runs} runs grew the file by {(kept_last['bytes'] - kept_first['bytes']) / 1024:.0f} KB"
-          f" = {per_run / 1024:.2f} KB per run; a run row holds ~{run_row / 1024:.1f} KB, each of its"
-          f" {notifications:.1f} notifications ~{outbox_row / 1024:.1f} KB (payload + fixed columns, before indexes)")
+    print(
+        f"without retention: {runs} runs grew the file by {(kept_last['bytes'] - kept_first['bytes']) / 1024:.0f} KB"
+        f" = {per_run / 1024:.2f} KB per run; a run row holds ~{run_row / 1024:.1f} KB, each of its"
+        f" {notifications:.1f} notifications ~{outbox_row / 1024:.1f} KB (payload + fixed columns, before indexes)"
+    )
 
     made = last["runs_made"] - first["runs_made"]
     assert made >= 120, f"only {made} runs in {SOAK_SECONDS}s: the soak did not exercise retention"

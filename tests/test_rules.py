@@ -15,8 +15,14 @@ from conftest import require_binary
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS = ROOT / "config" / "prometheus"
 DASHBOARD = ROOT / "config" / "grafana" / "dashboards" / "driftwatch.json"
-ALERTS = ["DriftwatchDown", "DriftMonitorStale", "FeatureDriftCritical", "DatasetDriftCritical",
-          "FallbackModelActive", "AlertDeliveryFailing"]
+ALERTS = [
+    "DriftwatchDown",
+    "DriftMonitorStale",
+    "FeatureDriftCritical",
+    "DatasetDriftCritical",
+    "FallbackModelActive",
+    "AlertDeliveryFailing",
+]
 
 
 def run(*args: str | Path, cwd: Path = ROOT) -> str:
@@ -85,8 +91,19 @@ def test_dashboard_loads_with_uid_and_monitor_variable() -> None:
     provisioned = yaml.safe_load((ROOT / "config/grafana/provisioning/datasources/prometheus.yaml").read_text())
     assert uids == {d["uid"] for d in provisioned["datasources"]} == {"prometheus"}
     titles = " ".join(p["title"] for p in panels).lower()
-    for needed in ("psi", "ks", "top drifted", "drift share", "rows", "last success", "duration", "failures",
-                   "model", "outbox", "notifications"):
+    for needed in (
+        "psi",
+        "ks",
+        "top drifted",
+        "drift share",
+        "rows",
+        "last success",
+        "duration",
+        "failures",
+        "model",
+        "outbox",
+        "notifications",
+    ):
         assert needed in titles, needed
 
 
@@ -114,5 +131,6 @@ def test_docker_compose_parses_and_references_existing_files() -> None:
     receiver_host = re.match(r"http://([^:/]+)", am["receivers"][0]["webhook_configs"][0]["url"]).group(1)
     assert receiver_host in services
     provider = yaml.safe_load((ROOT / "config/grafana/provisioning/dashboards/driftwatch.yaml").read_text())
-    assert any(v.endswith(":" + provider["providers"][0]["options"]["path"] + ":ro")
-               for v in services["grafana"]["volumes"])
+    assert any(
+        v.endswith(":" + provider["providers"][0]["options"]["path"] + ":ro") for v in services["grafana"]["volumes"]
+    )

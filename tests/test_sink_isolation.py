@@ -66,16 +66,19 @@ def test_black_hole_sink_does_not_delay_a_healthy_one(tmp_path: Path) -> None:
         port = free_port()
         daemon = DaemonProcess(config(tmp_path, port, receiver.url, hole.port), port)
         try:
-            daemon.wait_for(lambda: len(receiver.arrived) >= MIN_NOTIFICATIONS, "notifications at the healthy sink",
-                            timeout=90)
+            daemon.wait_for(
+                lambda: len(receiver.arrived) >= MIN_NOTIFICATIONS, "notifications at the healthy sink", timeout=90
+            )
             stopping = time.time()
         finally:
             assert daemon.stop() == 0, daemon.log()
     queued = queued_at(tmp_path / "var" / "state.db", "healthy")
     delays = sorted(receiver.arrived[i] - at for i, at in queued.items() if i in receiver.arrived)
     missing = [i for i, at in queued.items() if i not in receiver.arrived and at < stopping - MAX_DELAY]
-    print(f"\nhealthy sink: {len(delays)} notifications, delay p50 {statistics.median(delays):.3f}s,"
-          f" p100 {delays[-1]:.3f}s; black hole held {hole.connections} connection(s)")
+    print(
+        f"\nhealthy sink: {len(delays)} notifications, delay p50 {statistics.median(delays):.3f}s,"
+        f" p100 {delays[-1]:.3f}s; black hole held {hole.connections} connection(s)"
+    )
     assert len(delays) >= MIN_NOTIFICATIONS
     assert not missing, f"{len(missing)} notification(s) queued long before the stop never arrived"
     assert delays[-1] <= MAX_DELAY, delays

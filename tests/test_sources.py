@@ -34,8 +34,14 @@ START, END = T0 + timedelta(hours=1), T0 + timedelta(hours=3)
 SECOND = timedelta(seconds=1)
 # (offset from T0, age): the window [01:00, 03:00) holds ages 2..5, including both edges' inside neighbours
 OFFSETS = [
-    timedelta(0), timedelta(hours=1) - SECOND, timedelta(hours=1), timedelta(hours=1, minutes=30),
-    timedelta(hours=2), timedelta(hours=3) - SECOND, timedelta(hours=3), timedelta(hours=4),
+    timedelta(0),
+    timedelta(hours=1) - SECOND,
+    timedelta(hours=1),
+    timedelta(hours=1, minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=3) - SECOND,
+    timedelta(hours=3),
+    timedelta(hours=4),
 ]
 INSIDE = [2, 3, 4, 5]
 ALL_COLUMNS = ["age", "plan", "income", "event_time"]
@@ -51,20 +57,28 @@ def events(tz: str | None = "UTC") -> pd.DataFrame:
     times = pd.DatetimeIndex(stamps())
     times = times.tz_localize(None) if tz is None else times.tz_convert(tz)
     ages = list(range(len(OFFSETS)))
-    return pd.DataFrame({
-        "age": ages, "plan": [f"p{age % 2}" for age in ages], "income": [age * 1.5 for age in ages],
-        "event_time": times,
-    })
+    return pd.DataFrame(
+        {
+            "age": ages,
+            "plan": [f"p{age % 2}" for age in ages],
+            "income": [age * 1.5 for age in ages],
+            "event_time": times,
+        }
+    )
 
 
 def arrow_events(unit: str, tz: str | None) -> pa.Table:
     """The test rows as an arrow table with a timestamp column of `unit` and `tz`."""
     frame = events()
     times = [t if tz else t.replace(tzinfo=None) for t in stamps()]
-    return pa.table({
-        "age": pa.array(frame["age"], pa.int64()), "plan": pa.array(frame["plan"], pa.string()),
-        "income": pa.array(frame["income"], pa.float64()), "event_time": pa.array(times, pa.timestamp(unit, tz=tz)),
-    })
+    return pa.table(
+        {
+            "age": pa.array(frame["age"], pa.int64()),
+            "plan": pa.array(frame["plan"], pa.string()),
+            "income": pa.array(frame["income"], pa.float64()),
+            "event_time": pa.array(times, pa.timestamp(unit, tz=tz)),
+        }
+    )
 
 
 def write_parquet_parts(directory: Path, table: pa.Table, parts: int = 3) -> str:
@@ -126,8 +140,13 @@ def sources(tmp_path: Path) -> Iterator[Callable[[str], DataSource]]:
             return InMemorySource("prod", events(), "event_time")
         url = write_sqlite(tmp_path / "db.sqlite", events(None))
         query = "SELECT * FROM events WHERE event_time >= :start AND event_time < :end"
-        source = SqlSource("prod", url, table="events" if kind == "sql-table" else None,
-                           query=query if kind == "sql-query" else None, timestamp_column="event_time")
+        source = SqlSource(
+            "prod",
+            url,
+            table="events" if kind == "sql-table" else None,
+            query=query if kind == "sql-query" else None,
+            timestamp_column="event_time",
+        )
         opened.append(source)
         return source
 
@@ -189,8 +208,13 @@ def test_missing_timestamp_column_is_schema_mismatch(tmp_path: Path, kind: str) 
         source = InMemorySource("prod", frame, "event_time")
     else:
         url = write_sqlite(tmp_path / "db.sqlite", frame)
-        source = SqlSource("prod", url, table="events" if kind == "sql-table" else None,
-                           query="SELECT * FROM events" if kind == "sql-query" else None, timestamp_column="event_time")
+        source = SqlSource(
+            "prod",
+            url,
+            table="events" if kind == "sql-table" else None,
+            query="SELECT * FROM events" if kind == "sql-query" else None,
+            timestamp_column="event_time",
+        )
     with pytest.raises(SchemaMismatch, match=r"^source prod: column 'event_time' not found \(available: .*ts\)$"):
         source.read(START, END, ["age"])
     if isinstance(source, SqlSource):
@@ -251,8 +275,9 @@ def test_parquet_glob_is_evaluated_at_read_time(tmp_path: Path) -> None:
     "render",
     [
         pytest.param(lambda t: t.isoformat(), id="offset-utc"),
-        pytest.param(lambda t: t.astimezone(pd.Timestamp(t).tz_convert("Asia/Kolkata").tzinfo).isoformat(),
-                     id="offset-kolkata"),
+        pytest.param(
+            lambda t: t.astimezone(pd.Timestamp(t).tz_convert("Asia/Kolkata").tzinfo).isoformat(), id="offset-kolkata"
+        ),
         pytest.param(lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ"), id="zulu"),
         pytest.param(lambda t: t.strftime("%Y-%m-%d %H:%M:%S"), id="naive-space"),
         pytest.param(lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%f"), id="naive-micros"),
@@ -308,8 +333,13 @@ def test_sqlite_window_from_pandas_to_sql(tmp_path: Path, tz: str | None, mode: 
     """Timestamps written by pandas to_sql (naive or UTC) are filtered on the window, edges exact."""
     url = write_sqlite(tmp_path / "db.sqlite", events(tz))
     query = "SELECT age, event_time FROM events WHERE event_time >= :start AND event_time < :end"
-    source = SqlSource("prod", url, table="events" if mode == "table" else None,
-                       query=query if mode == "query" else None, timestamp_column="event_time")
+    source = SqlSource(
+        "prod",
+        url,
+        table="events" if mode == "table" else None,
+        query=query if mode == "query" else None,
+        timestamp_column="event_time",
+    )
     try:
         frame = source.read(START, END, ["event_time", "age"])
         assert list(frame.columns) == ["event_time", "age"]
@@ -325,8 +355,11 @@ def test_sqlite_window_from_pandas_to_sql(tmp_path: Path, tz: str | None, mode: 
     [
         pytest.param(T0, "2024-01-01 00:00:00", id="whole-second"),
         pytest.param(T0 + timedelta(microseconds=5), "2024-01-01 00:00:00.000005", id="micros"),
-        pytest.param(datetime(2024, 1, 1, 2, tzinfo=pd.Timestamp(0, tz="Europe/Berlin").tzinfo),
-                     "2024-01-01 01:00:00", id="converted-to-utc"),
+        pytest.param(
+            datetime(2024, 1, 1, 2, tzinfo=pd.Timestamp(0, tz="Europe/Berlin").tzinfo),
+            "2024-01-01 01:00:00",
+            id="converted-to-utc",
+        ),
     ],
 )
 def test_sqlite_bounds_as_text(moment: datetime, text: str) -> None:
@@ -365,8 +398,13 @@ def test_sql_table_names_are_quoted(tmp_path: Path) -> None:
 def test_sqlite_missing_table_is_unavailable(tmp_path: Path, mode: str, pattern: str) -> None:
     """A missing table is SourceUnavailable in both modes."""
     url = write_sqlite(tmp_path / "db.sqlite", events(None))
-    source = SqlSource("prod", url, table="missing" if mode == "table" else None,
-                       query="SELECT * FROM missing" if mode == "query" else None, timestamp_column="event_time")
+    source = SqlSource(
+        "prod",
+        url,
+        table="missing" if mode == "table" else None,
+        query="SELECT * FROM missing" if mode == "query" else None,
+        timestamp_column="event_time",
+    )
     try:
         with pytest.raises(SourceUnavailable, match=pattern) as info:
             source.read(START, END, ["age"])
@@ -414,11 +452,17 @@ def test_describe_is_one_line(tmp_path: Path) -> None:
 @pytest.fixture
 def reference_frame() -> pd.DataFrame:
     """A reference with one column of each kind."""
-    return pd.DataFrame({
-        "count": pd.Series([1, 2], dtype="int32"), "score": [0.5, 1.5], "flag": [True, False],
-        "plan": ["a", "b"], "plan_cat": pd.Categorical(["x", "y"]), "when": pd.to_datetime(["2024-01-01"] * 2),
-        "blob": [b"\x00", b"\x01"],
-    })
+    return pd.DataFrame(
+        {
+            "count": pd.Series([1, 2], dtype="int32"),
+            "score": [0.5, 1.5],
+            "flag": [True, False],
+            "plan": ["a", "b"],
+            "plan_cat": pd.Categorical(["x", "y"]),
+            "when": pd.to_datetime(["2024-01-01"] * 2),
+            "blob": [b"\x00", b"\x01"],
+        }
+    )
 
 
 def test_reference_columns_kinds(tmp_path: Path, reference_frame: pd.DataFrame) -> None:
@@ -426,8 +470,13 @@ def test_reference_columns_kinds(tmp_path: Path, reference_frame: pd.DataFrame) 
     path = tmp_path / "train.parquet"
     reference_frame.to_parquet(path, index=False)
     assert reference_columns(path) == {
-        "count": "numeric", "score": "numeric", "flag": "categorical", "plan": "categorical",
-        "plan_cat": "categorical", "when": "timestamp", "blob": "other",
+        "count": "numeric",
+        "score": "numeric",
+        "flag": "categorical",
+        "plan": "categorical",
+        "plan_cat": "categorical",
+        "when": "timestamp",
+        "blob": "other",
     }
 
 
@@ -438,8 +487,9 @@ def test_reference_columns_csv(tmp_path: Path) -> None:
     assert reference_columns(path) == {"n": "numeric", "x": "numeric", "flag": "categorical", "plan": "categorical"}
 
 
-@pytest.mark.parametrize("suffix", [pytest.param(".parquet", id="parquet"), pytest.param(".pq", id="pq"),
-                                    pytest.param(".csv", id="csv")])
+@pytest.mark.parametrize(
+    "suffix", [pytest.param(".parquet", id="parquet"), pytest.param(".pq", id="pq"), pytest.param(".csv", id="csv")]
+)
 def test_read_reference(tmp_path: Path, reference_frame: pd.DataFrame, suffix: str) -> None:
     """read_reference reads all columns, or just the configured ones in order."""
     path = tmp_path / f"train{suffix}"
@@ -501,8 +551,13 @@ def test_postgres_window(postgres_url: str, tz: str | None, mode: str) -> None:
     finally:
         engine.dispose()
     query = f"SELECT * FROM {table} WHERE event_time >= :start AND event_time < :end"
-    source = SqlSource("prod", postgres_url, table=table if mode == "table" else None,
-                       query=query if mode == "query" else None, timestamp_column="event_time")
+    source = SqlSource(
+        "prod",
+        postgres_url,
+        table=table if mode == "table" else None,
+        query=query if mode == "query" else None,
+        timestamp_column="event_time",
+    )
     try:
         frame = source.read(START, END, ["age", "event_time"])
         assert ages(frame) == INSIDE
@@ -529,14 +584,29 @@ def test_postgres_missing_table_and_unreachable_server(postgres_url: str) -> Non
 @pytest.mark.parametrize(
     ("dialect", "timeout", "statements", "arguments"),
     [
-        pytest.param("postgresql", 2.5, ["SET TIME ZONE 'UTC'", "SET statement_timeout = 2500"],
-                     {"connect_timeout": 3}, id="postgresql"),
-        pytest.param("postgresql", 3650 * 86400.0, ["SET TIME ZONE 'UTC'", f"SET statement_timeout = {2**31 - 1}"],
-                     {"connect_timeout": 3650 * 86400}, id="postgresql-10y-clamped"),
+        pytest.param(
+            "postgresql",
+            2.5,
+            ["SET TIME ZONE 'UTC'", "SET statement_timeout = 2500"],
+            {"connect_timeout": 3},
+            id="postgresql",
+        ),
+        pytest.param(
+            "postgresql",
+            3650 * 86400.0,
+            ["SET TIME ZONE 'UTC'", f"SET statement_timeout = {2**31 - 1}"],
+            {"connect_timeout": 3650 * 86400},
+            id="postgresql-10y-clamped",
+        ),
         pytest.param("postgresql", None, ["SET TIME ZONE 'UTC'"], {}, id="postgresql-no-timeout"),
         pytest.param("sqlite", 0.5, [], {"timeout": 0.5}, id="sqlite"),
-        pytest.param("mysql", 0.2, ["SET time_zone = '+00:00'"], {"connect_timeout": 1, "read_timeout": 1},
-                     id="mysql-at-least-1s"),
+        pytest.param(
+            "mysql",
+            0.2,
+            ["SET time_zone = '+00:00'"],
+            {"connect_timeout": 1, "read_timeout": 1},
+            id="mysql-at-least-1s",
+        ),
         pytest.param("oracle", 5.0, [], {}, id="other-dialect"),
     ],
 )

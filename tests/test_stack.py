@@ -33,9 +33,16 @@ FEATURE_METRICS = ["psi", "ks_statistic", "ks_pvalue", "chi2_pvalue", "js_distan
 VARIABLES = {"$monitor": f"{DRIFTING}|{STARVED}", "$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m"}
 #: Metrics other issues add to the daemon (alerting, model switching); an expression needing one that the daemon
 #: does not export yet fails with a message saying so.
-PENDING_METRICS = ["driftwatch_alerts_firing", "driftwatch_notifications_total", "driftwatch_outbox_pending",
-                   "driftwatch_outbox_dead_letters", "driftwatch_model_active", "driftwatch_model_fallback_active",
-                   "driftwatch_model_pinned", "driftwatch_model_switches_total"]
+PENDING_METRICS = [
+    "driftwatch_alerts_firing",
+    "driftwatch_notifications_total",
+    "driftwatch_outbox_pending",
+    "driftwatch_outbox_dead_letters",
+    "driftwatch_model_active",
+    "driftwatch_model_fallback_active",
+    "driftwatch_model_pinned",
+    "driftwatch_model_switches_total",
+]
 SELECTOR = re.compile(r"(?<![\w:$])((?:driftwatch[\w:]*|up|ALERTS)(?:\{[^}]*\})?)")
 
 DAEMON_CONFIG = """\
@@ -110,8 +117,11 @@ def dashboard_expressions() -> list[Expression]:
 def rule_expressions() -> list[Expression]:
     """Every recording and alerting rule expression."""
     groups = yaml.safe_load(RULES.read_text())["groups"]
-    return [Expression(f"rule {rule.get('record') or rule.get('alert')}", rule["expr"], "alert" in rule)
-            for group in groups for rule in group["rules"]]
+    return [
+        Expression(f"rule {rule.get('record') or rule.get('alert')}", rule["expr"], "alert" in rule)
+        for group in groups
+        for rule in group["rules"]
+    ]
 
 
 EXPRESSIONS = dashboard_expressions() + rule_expressions()
@@ -140,8 +150,10 @@ def prometheus_config(daemon_port: int, alertmanager: str) -> dict[str, Any]:
     config = yaml.safe_load((ROOT / "config" / "prometheus" / "prometheus.yml").read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager.removeprefix("http://")]
-    config["scrape_configs"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{daemon_port}",
-                                                                   f"127.0.0.1:{free_port()}"]
+    config["scrape_configs"][0]["static_configs"][0]["targets"] = [
+        f"127.0.0.1:{daemon_port}",
+        f"127.0.0.1:{free_port()}",
+    ]
     return config
 
 
@@ -179,8 +191,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     'ALERTS{alertname="DriftwatchDown", alertstate="firing"}',
                 ]
                 for expr in ready:
-                    wait_until(lambda e=expr: bool(prometheus.query(e)), f"Prometheus: {expr}", 60,
-                               lambda: prometheus.server.log() + daemon.log()[-3000:])
+                    wait_until(
+                        lambda e=expr: bool(prometheus.query(e)),
+                        f"Prometheus: {expr}",
+                        60,
+                        lambda: prometheus.server.log() + daemon.log()[-3000:],
+                    )
                 yield Stack(prometheus, daemon, receiver, am)
         finally:
             daemon.kill()
@@ -210,14 +226,16 @@ def test_prometheus_series_equal_the_daemons_report(stack: Stack) -> None:
         for feature, want in expected.items():
             assert math.isclose(samples[feature], want, rel_tol=1e-12, abs_tol=1e-300), (stat, feature)
     severities = {s["metric"]["feature"]: value(s) for s in query(f"driftwatch_feature_severity{{{monitor}}}")}
-    assert severities == {name: {"ok": 0, "warning": 1, "critical": 2}[f["severity"]]
-                          for name, f in report["features"].items()}
+    assert severities == {
+        name: {"ok": 0, "warning": 1, "critical": 2}[f["severity"]] for name, f in report["features"].items()
+    }
     # The starved monitor runs but never judges a batch: no statistics, no last success, still up.
     assert query(f'driftwatch_feature_psi{{monitor="{STARVED}"}}') == []
     assert query(f'driftwatch_monitor_last_success_timestamp_seconds{{monitor="{STARVED}"}}') == []
     assert value(query(f'driftwatch_monitor_up{{monitor="{STARVED}"}}')[0]) == 1
     versions = {dict(labels)["version"] for name, labels in stack.daemon.metrics() if name == "driftwatch_build_info"}
     assert {s["metric"]["version"] for s in query("driftwatch_build_info")} == versions
+
 
 def missing_pending_metrics(stack: Stack, expr: str) -> list[str]:
     """The metrics of PENDING_METRICS that `expr` uses and the daemon does not export yet."""
@@ -250,15 +268,22 @@ def test_expression_parses_and_returns_data(stack: Stack, expression: Expression
 
 def received(stack: Stack, alertname: str) -> list[dict[str, str]]:
     """Labels of the firing alerts named `alertname` that the webhook received."""
-    return [a["labels"] for a in stack.receiver.alerts()
-            if a["labels"].get("alertname") == alertname and a.get("status") == "firing"]
+    return [
+        a["labels"]
+        for a in stack.receiver.alerts()
+        if a["labels"].get("alertname") == alertname and a.get("status") == "firing"
+    ]
 
 
 @pytest.mark.integration
 def test_prometheus_rules_deliver_through_alertmanager(stack: Stack) -> None:
     """FeatureDriftCritical and DatasetDriftCritical reach the webhook with monitor, feature and severity."""
-    wait_until(lambda: received(stack, "FeatureDriftCritical") and received(stack, "DatasetDriftCritical"),
-               "Prometheus drift alerts at the webhook", 30, lambda: json.dumps(stack.receiver.alerts())[-3000:])
+    wait_until(
+        lambda: received(stack, "FeatureDriftCritical") and received(stack, "DatasetDriftCritical"),
+        "Prometheus drift alerts at the webhook",
+        30,
+        lambda: json.dumps(stack.receiver.alerts())[-3000:],
+    )
     features = {(a["monitor"], a["feature"], a["severity"]) for a in received(stack, "FeatureDriftCritical")}
     report = stack.daemon.json(f"/api/v1/monitors/{DRIFTING}/report")
     critical = {name for name, f in report["features"].items() if f["severity"] == "critical"}
@@ -270,11 +295,16 @@ def test_prometheus_rules_deliver_through_alertmanager(stack: Stack) -> None:
 @pytest.mark.integration
 def test_daemon_alertmanager_sink_delivers(stack: Stack) -> None:
     """driftwatch's own `kind: alertmanager` sink reaches the webhook with alertname, monitor, feature, severity."""
+
     def daemon_alerts() -> list[dict[str, str]]:
         return [*received(stack, "FeatureDrift"), *received(stack, "DatasetDrift")]
 
-    wait_until(lambda: bool(daemon_alerts()), "driftwatch's own alerts at the webhook (alertmanager sink)", 30,
-               lambda: json.dumps(stack.receiver.alerts())[-2000:] + "\n" + stack.daemon.log()[-3000:])
+    wait_until(
+        lambda: bool(daemon_alerts()),
+        "driftwatch's own alerts at the webhook (alertmanager sink)",
+        30,
+        lambda: json.dumps(stack.receiver.alerts())[-2000:] + "\n" + stack.daemon.log()[-3000:],
+    )
     report = stack.daemon.json(f"/api/v1/monitors/{DRIFTING}/report")
     critical = {name for name, f in report["features"].items() if f["severity"] == "critical"}
     features = {(a["monitor"], a["feature"], a["severity"]) for a in received(stack, "FeatureDrift")}

@@ -508,8 +508,9 @@ def test_merged_category_counts_equal_whole():
     assert (merged.rows, merged.missing) == (whole.rows, whole.missing)
 
 
-@pytest.mark.parametrize("as_column", [pytest.param(np.asarray, id="array"),
-                                       pytest.param(lambda v: pd.Series(v, dtype=object), id="series")])
+@pytest.mark.parametrize(
+    "as_column", [pytest.param(np.asarray, id="array"), pytest.param(lambda v: pd.Series(v, dtype=object), id="series")]
+)
 def test_long_object_column_counted_in_chunks_equals_plain_count(as_column):
     """An object column longer than OBJECT_CHUNK (counted chunk by chunk) gives the counts of collections.Counter."""
     rng = np.random.default_rng(13)

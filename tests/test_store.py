@@ -37,13 +37,25 @@ def record(store: Store, monitor: str, minutes: int, outcome: str = "ok", **extr
 def test_round_trip_keeps_every_field(store: Store) -> None:
     """A recorded run comes back with aware UTC datetimes and the report as a dict."""
     started = datetime(2024, 5, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
-    store.record_run("churn", started=started, finished=started + timedelta(seconds=3), outcome="ok",
-                     severity="critical", error=None, report=REPORT)
+    store.record_run(
+        "churn",
+        started=started,
+        finished=started + timedelta(seconds=3),
+        outcome="ok",
+        severity="critical",
+        error=None,
+        report=REPORT,
+    )
     (run,) = store.runs("churn")
     assert run == RunRecord(
-        id=run.id, monitor="churn", started_at=datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC),
-        finished_at=datetime(2024, 5, 1, 12, 0, 3, 123456, tzinfo=UTC), outcome="ok", severity="critical",
-        error=None, report=REPORT,
+        id=run.id,
+        monitor="churn",
+        started_at=datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC),
+        finished_at=datetime(2024, 5, 1, 12, 0, 3, 123456, tzinfo=UTC),
+        outcome="ok",
+        severity="critical",
+        error=None,
+        report=REPORT,
     )
     assert run.started_at.utcoffset() == timedelta(0)
 
@@ -58,8 +70,15 @@ def test_error_run_without_report(store: Store) -> None:
 
 def test_naive_datetimes_are_taken_as_utc(store: Store) -> None:
     """Naive datetimes are stored and returned as UTC."""
-    store.record_run("m", started=datetime(2024, 1, 1), finished=datetime(2024, 1, 1, 0, 1), outcome="ok",
-                     severity=None, error=None, report=None)
+    store.record_run(
+        "m",
+        started=datetime(2024, 1, 1),
+        finished=datetime(2024, 1, 1, 0, 1),
+        outcome="ok",
+        severity=None,
+        error=None,
+        report=None,
+    )
     assert store.runs("m")[0].started_at == datetime(2024, 1, 1, tzinfo=UTC)
 
 
@@ -114,6 +133,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_concurrent_writers_share_one_store(store: Store) -> None:
     """Threads recording at once lose no runs."""
+
     def work(worker: int) -> None:
         for minute in range(25):
             record(store, f"m{worker}", minute)
@@ -256,7 +276,9 @@ def test_apply_alert_changes_is_atomic(store: Store, bad_event: dict[str, Any]) 
     store.apply_alert_changes({"k": firing_state()}, [], T0)
     with pytest.raises(StoreError, match="cannot apply alert changes"):
         store.apply_alert_changes(
-            {"k": None, "new": firing_state()}, [("d1", "oncall", EVENT), ("d2", "oncall", bad_event)], T0,
+            {"k": None, "new": firing_state()},
+            [("d1", "oncall", EVENT), ("d2", "oncall", bad_event)],
+            T0,
         )
     assert store.alert_states() == {"k": firing_state()}
     assert store.deliveries() == []
@@ -302,8 +324,9 @@ def test_delivered_dead_and_replay(store: Store) -> None:
 def test_silences(store: Store) -> None:
     """Silences are active until `until`, match on their non-empty matchers, and can be deleted."""
     everything_churn = store.add_silence(monitor="churn", until=T0 + timedelta(hours=1), comment="deploy", now=T0)
-    one_feature = store.add_silence(monitor="churn", feature="age", alertname="FeatureDrift",
-                                    until=T0 + timedelta(hours=3), now=T0)
+    one_feature = store.add_silence(
+        monitor="churn", feature="age", alertname="FeatureDrift", until=T0 + timedelta(hours=3), now=T0
+    )
     store.add_silence(until=T0 - timedelta(minutes=1), now=T0 - timedelta(hours=1))  # already over
     active = store.active_silences(T0)
     assert [silence.id for silence in active] == [everything_churn, one_feature]
@@ -355,7 +378,8 @@ def test_prune_outbox_keeps_pending_recent_and_each_sinks_newest(store: Store) -
     store.mark_delivered(ids["slack-old"], T0 + timedelta(seconds=1))
     assert store.prune(T0 + timedelta(hours=2), timedelta(hours=1))["outbox"] == 2
     assert sorted(row.delivery_id for row in store.deliveries()) == sorted(
-        ["pending", "delivered-new", "dead-late", "slack-old"])
+        ["pending", "delivered-new", "dead-late", "slack-old"]
+    )
     assert store.prune(T0 + timedelta(days=30), timedelta(hours=1))["outbox"] == 1  # delivered-new
     assert sorted(row.delivery_id for row in store.deliveries()) == ["dead-late", "pending", "slack-old"]
 
@@ -373,12 +397,15 @@ def test_prune_silences_ended_before_the_cut_off(store: Store) -> None:
 def test_prune_keeps_model_history_unless_audit_retention(store: Store) -> None:
     """The model audit trail survives `retention`; `audit_retention` deletes entries older than itself."""
     for hours in range(4):
-        store.apply_model_change("churn", {"active": "v1"}, [{"kind": "switch", "n": hours}], [],
-                                 T0 + timedelta(hours=hours))
+        store.apply_model_change(
+            "churn", {"active": "v1"}, [{"kind": "switch", "n": hours}], [], T0 + timedelta(hours=hours)
+        )
     now = T0 + timedelta(days=10)
     assert store.prune(now, timedelta(hours=1))["model_history"] == 0
-    assert store.prune(now, timedelta(hours=1), audit_retention=timedelta(days=10) - timedelta(hours=2))[
-        "model_history"] == 2
+    assert (
+        store.prune(now, timedelta(hours=1), audit_retention=timedelta(days=10) - timedelta(hours=2))["model_history"]
+        == 2
+    )
     assert [entry["n"] for entry in store.model_history("churn")] == [3, 2]
     assert store.model_states() == {"churn": {"active": "v1"}}
 
@@ -401,7 +428,11 @@ def test_prune_after_close_does_nothing(tmp_path: Path) -> None:
     record(store, "churn", 0)
     store.close()
     assert store.prune(T0 + timedelta(days=1), timedelta(hours=1)) == {
-        "runs": 0, "outbox": 0, "silences": 0, "model_history": 0}
+        "runs": 0,
+        "outbox": 0,
+        "silences": 0,
+        "model_history": 0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -422,5 +453,6 @@ def test_state_retention_defaults() -> None:
     """Runs are kept 30 days by default and the model audit trail forever."""
     state = StateConfig.model_validate({}, context={"base_dir": Path("/tmp")})
     assert (state.retention, state.audit_retention) == (timedelta(days=30), None)
-    assert StateConfig.model_validate({"retention": "10s", "audit_retention": "365d"},
-                                      context={"base_dir": Path("/tmp")}).audit_retention == timedelta(days=365)
+    assert StateConfig.model_validate(
+        {"retention": "10s", "audit_retention": "365d"}, context={"base_dir": Path("/tmp")}
+    ).audit_retention == timedelta(days=365)

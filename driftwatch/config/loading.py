@@ -104,8 +104,9 @@ def _check_shape(text: str, file: str) -> None:
             top[2] = max(top[2], depth)
             values = top[1]
         if values > MAX_VALUES:
-            raise ConfigError(f"YAML too large: more than {MAX_VALUES} values with aliases expanded, at {where(event)}",
-                              file=file)
+            raise ConfigError(
+                f"YAML too large: more than {MAX_VALUES} values with aliases expanded, at {where(event)}", file=file
+            )
 
     for event in yaml.parse(text, Loader=_YamlLoader):
         if isinstance(event, yaml.CollectionStartEvent):
@@ -122,8 +123,10 @@ def _check_shape(text: str, file: str) -> None:
             add(1, 0, event)
         elif isinstance(event, yaml.AliasEvent):
             if any(node[0] == event.anchor for node in open_nodes):
-                raise ConfigError(f"recursive YAML alias *{event.anchor} at {where(event)} (it refers to a node "
-                                  "that contains it)", file=file)
+                raise ConfigError(
+                    f"recursive YAML alias *{event.anchor} at {where(event)} (it refers to a node that contains it)",
+                    file=file,
+                )
             values, depth = anchored.get(event.anchor, (1, 0))  # an undefined anchor: the loader names it below
             add(values, depth, event)
 

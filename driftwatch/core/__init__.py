@@ -6,6 +6,15 @@ from driftwatch.core.profile import Profile, ProfileSettings, build_profile
 from driftwatch.core.report import FeatureResult, FeatureStats, Report, Severity
 
 __all__ = [
-    "FeatureResult", "FeatureStats", "Level", "Policy", "Profile", "ProfileSettings", "Report", "Severity",
-    "Significance", "build_profile", "compare",
+    "FeatureResult",
+    "FeatureStats",
+    "Level",
+    "Policy",
+    "Profile",
+    "ProfileSettings",
+    "Report",
+    "Severity",
+    "Significance",
+    "build_profile",
+    "compare",
 ]

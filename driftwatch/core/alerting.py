@@ -45,7 +45,13 @@ DATASET_SUBJECT = "dataset"
 MONITOR_SUBJECT = "monitor"
 #: Statistics of a feature copied into the details of its FeatureDrift observation.
 FEATURE_DETAIL_STATS: tuple[str, ...] = (
-    "psi", "ks_statistic", "ks_pvalue", "chi2_pvalue", "js_distance", "wasserstein", "missing_share",
+    "psi",
+    "ks_statistic",
+    "ks_pvalue",
+    "chi2_pvalue",
+    "js_distance",
+    "wasserstein",
+    "missing_share",
     "adjusted_pvalue",
 )
 #: Key of a DatasetDrift observation's details listing the report's features that could not be judged in
@@ -313,8 +319,7 @@ def _advance(
         return fired, _notify(fired, "fired", now)
     if state.notified_severity is None or state.severity > state.notified_severity:
         reason: NotifyReason = "escalated"
-    elif (observation.changed or state.last_notified_at is None
-          or now - state.last_notified_at >= rules.repeat_interval):
+    elif observation.changed or state.last_notified_at is None or now - state.last_notified_at >= rules.repeat_interval:
         reason = "repeat"
     else:
         return state, _notify(state, "refresh", now)

@@ -48,8 +48,18 @@ def compare(
     rows = max((s.rows for s in stats), default=0)
     report = summarise(evaluate(stats, policy), policy, reference_rows=profile.rows, current_rows=rows)
     start, end = window or (None, None)
-    return Report(report.features, report.reference_rows, report.current_rows, report.status,
-                  report.severity, report.drift_share, monitor, start, end, report.reason)
+    return Report(
+        report.features,
+        report.reference_rows,
+        report.current_rows,
+        report.status,
+        report.severity,
+        report.drift_share,
+        monitor,
+        start,
+        end,
+        report.reason,
+    )
 
 
 #: Categorical counting (object pointers hashed GIL-free, then the few distinct objects by value) costs about

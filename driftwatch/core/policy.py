@@ -50,9 +50,7 @@ class Significance:
     correction: Correction = "bh"
 
 
-DEFAULT_THRESHOLDS: Mapping[str, Level] = MappingProxyType(
-    {"psi": Level(0.1, 0.25), "ks_statistic": Level(0.1, 0.2)}
-)
+DEFAULT_THRESHOLDS: Mapping[str, Level] = MappingProxyType({"psi": Level(0.1, 0.25), "ks_statistic": Level(0.1, 0.2)})
 DEFAULT_DRIFT_SHARE = Level(0.3, 0.5)
 
 
@@ -115,8 +113,7 @@ def evaluate(stats: Sequence[FeatureStats], policy: Policy) -> tuple[FeatureResu
     tested = [i for i, s in enumerate(stats) if s.status == "ok" and s.test_pvalue is not None]
     adjusted: dict[int, float] = {}
     if policy.significance is not None and tested:
-        values = adjust_pvalues([float(stats[i].test_pvalue or 0.0) for i in tested],
-                                policy.significance.correction)
+        values = adjust_pvalues([float(stats[i].test_pvalue or 0.0) for i in tested], policy.significance.correction)
         adjusted = dict(zip(tested, (float(v) for v in values), strict=True))
     results = []
     for i, s in enumerate(stats):
@@ -138,14 +135,19 @@ def evaluate(stats: Sequence[FeatureStats], policy: Policy) -> tuple[FeatureResu
     return tuple(results)
 
 
-def summarise(
-    results: Sequence[FeatureResult], policy: Policy, *, reference_rows: int, current_rows: int
-) -> Report:
+def summarise(results: Sequence[FeatureResult], policy: Policy, *, reference_rows: int, current_rows: int) -> Report:
     """The dataset-level report: drift share and overall severity (worst feature or drift share level)."""
     judged = [r for r in results if r.stats.status == "ok"]
     if not judged:
-        return Report(tuple(results), reference_rows, current_rows, "insufficient_data", Severity.OK, None,
-                      reason="no feature has usable values in this batch")
+        return Report(
+            tuple(results),
+            reference_rows,
+            current_rows,
+            "insufficient_data",
+            Severity.OK,
+            None,
+            reason="no feature has usable values in this batch",
+        )
     drifted = sum(1 for r in judged if r.severity >= Severity.WARNING)
     share = drifted / len(judged)
     worst = max(r.severity for r in judged)

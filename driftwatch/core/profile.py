@@ -124,7 +124,7 @@ def reference_grid(sorted_values: FloatArray, size: int) -> ReferenceGrid:
     points = np.unique(sorted_values[ranks])
     upto = np.searchsorted(sorted_values, points, side="right").astype(np.int64)
     below = np.searchsorted(sorted_values, points, side="left").astype(np.int64)
-    tail = sorted_values[upto[0]:]  # values above the first point, each in (points[k], points[k + 1]]
+    tail = sorted_values[upto[0] :]  # values above the first point, each in (points[k], points[k + 1]]
     gaps = np.repeat(points[1:], np.diff(upto)) - tail
     sums = np.concatenate(([0], np.cumsum(gaps, dtype=np.longdouble)))
     gap_sums = (sums[upto[1:] - upto[0]] - sums[upto[:-1] - upto[0]]).astype(np.float64)
@@ -233,8 +233,9 @@ def _fingerprint(features: Mapping[str, FeatureProfile], settings: ProfileSettin
         if isinstance(feature, NumericProfile):
             digest.update(np.ascontiguousarray(feature.sorted_values + 0.0).tobytes())  # -0.0 -> 0.0
         else:
-            digest.update(json.dumps(dict(zip(feature.categories, feature.counts.tolist(), strict=True)),
-                                     sort_keys=True).encode())
+            digest.update(
+                json.dumps(dict(zip(feature.categories, feature.counts.tolist(), strict=True)), sort_keys=True).encode()
+            )
     return digest.hexdigest()
 
 
@@ -247,8 +248,13 @@ def profile_arrays(profile: Profile, meta: Mapping[str, str] | None = None) -> d
         "rows": profile.rows,
         "meta": dict(meta or {}),
         "features": [
-            {"name": f.name, "kind": f.kind, "rows": f.rows, "missing": f.missing,
-             **({"categories": list(f.categories)} if isinstance(f, CategoricalProfile) else {})}
+            {
+                "name": f.name,
+                "kind": f.kind,
+                "rows": f.rows,
+                "missing": f.missing,
+                **({"categories": list(f.categories)} if isinstance(f, CategoricalProfile) else {}),
+            }
             for f in profile.features.values()
         ],
     }
@@ -278,9 +284,15 @@ def profile_from_arrays(arrays: Mapping[str, Any]) -> Profile:
         counts = np.asarray(arrays[f"f{i}_counts"], dtype=np.int64)
         if item["kind"] == "numeric":
             features[item["name"]] = NumericProfile(
-                item["name"], np.asarray(arrays[f"f{i}_values"], dtype=np.float64),
-                np.asarray(arrays[f"f{i}_edges"], dtype=np.float64), counts, item["rows"], item["missing"])
+                item["name"],
+                np.asarray(arrays[f"f{i}_values"], dtype=np.float64),
+                np.asarray(arrays[f"f{i}_edges"], dtype=np.float64),
+                counts,
+                item["rows"],
+                item["missing"],
+            )
         else:
             features[item["name"]] = CategoricalProfile(
-                item["name"], tuple(item["categories"]), counts, item["rows"], item["missing"])
+                item["name"], tuple(item["categories"]), counts, item["rows"], item["missing"]
+            )
     return Profile(MappingProxyType(features), settings, header["rows"], header["fingerprint"])

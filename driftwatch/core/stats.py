@@ -174,8 +174,15 @@ class _GridCounts:
         cur_upto[held] = np.searchsorted(current, grid.points[held], side="right")
         differences = grid.upto / n - cur_upto / m
         below_first = -(int(cur_below[0]) / m)
-        return cls(grid.upto[:-1], grid.below[1:], cur_upto[:-1], cur_below[1:], cur_upto,
-                   float(np.max(differences)), min(float(np.min(differences)), below_first))
+        return cls(
+            grid.upto[:-1],
+            grid.below[1:],
+            cur_upto[:-1],
+            cur_below[1:],
+            cur_upto,
+            float(np.max(differences)),
+            min(float(np.min(differences)), below_first),
+        )
 
     def unbounded(self, n: int, m: int) -> npt.NDArray[np.bool_]:
         """Intervals that may hold a larger |F_R - F_C| than the grid's D, or a sign change of F_R - F_C."""
@@ -418,7 +425,11 @@ def numeric_stats(profile: NumericProfile, values: npt.ArrayLike, epsilon: float
         statistic, wasserstein = ks_and_wasserstein(reference, current, grid=profile.grid)
     std = profile.std
     return FeatureStats(
-        profile.name, "numeric", "ok", rows, missing_share,
+        profile.name,
+        "numeric",
+        "ok",
+        rows,
+        missing_share,
         psi=psi(profile.counts, counts, epsilon),
         ks_statistic=statistic,
         ks_pvalue=ks_pvalue(statistic, profile.sorted_values.size, current.size),
@@ -447,7 +458,11 @@ def categorical_stats(
     chi2 = scipy.stats.chi2_contingency(np.vstack((ref_counts, cur_counts)))
     new = {c: counted.counts[c] / present for c in union if c not in reference}
     return FeatureStats(
-        profile.name, "categorical", "ok", rows, missing_share,
+        profile.name,
+        "categorical",
+        "ok",
+        rows,
+        missing_share,
         psi=psi(ref_counts, cur_counts, epsilon),
         chi2_statistic=float(chi2.statistic),
         chi2_pvalue=float(chi2.pvalue),

@@ -56,7 +56,12 @@ class MonitorStatus:
         return self.outcome in ("ok", "insufficient_data")
 
     def after_run(
-        self, outcome: Outcome, *, finished: datetime, seconds: float, report: Report | None = None,
+        self,
+        outcome: Outcome,
+        *,
+        finished: datetime,
+        seconds: float,
+        report: Report | None = None,
         error: str | None = None,
     ) -> MonitorStatus:
         """This status after a run that ended at `finished` with `outcome`."""

@@ -64,7 +64,7 @@ class Actuator(Protocol):
         ...
 
     def status(self, route: Mapping[str, Any], outbox: DeliveryLookup) -> str:
-        """"confirmed", "pending" or "failed: <error>" for `route`."""
+        """ "confirmed", "pending" or "failed: <error>" for `route`."""
         ...
 
     def sinks(self) -> dict[str, tuple[Notifier, RetryPolicy]]:
@@ -127,8 +127,9 @@ class WebhookActuator:
 
     kind = "webhook"
 
-    def __init__(self, model: str, index: int, url: str, *, secret: str | None, timeout: float,
-                 retry: RetryPolicy) -> None:
+    def __init__(
+        self, model: str, index: int, url: str, *, secret: str | None, timeout: float, retry: RetryPolicy
+    ) -> None:
         self.model = model
         self.index = index
         self.label = f"{self.kind}:{index}"

@@ -29,21 +29,28 @@ class AlertingCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot()
-        firing = GaugeMetricFamily("driftwatch_alerts_firing", "Alerts currently firing.",
-                                   labels=["monitor", "alertname", "severity"])
+        firing = GaugeMetricFamily(
+            "driftwatch_alerts_firing", "Alerts currently firing.", labels=["monitor", "alertname", "severity"]
+        )
         for (monitor, alertname, severity), count in sorted(snap.firing.items()):
             firing.add_metric([monitor, alertname, severity], count)
-        sent = CounterMetricFamily("driftwatch_notifications_total",
-                                   "Notification delivery attempts by sink and outcome (delivered, retry, dead).",
-                                   labels=["sink", "outcome"])
+        sent = CounterMetricFamily(
+            "driftwatch_notifications_total",
+            "Notification delivery attempts by sink and outcome (delivered, retry, dead).",
+            labels=["sink", "outcome"],
+        )
         for (sink, outcome), count in sorted(snap.notifications.items()):
             sent.add_metric([sink, outcome], count)
         yield firing
         yield sent
-        yield GaugeMetricFamily("driftwatch_outbox_pending", "Notifications waiting for delivery.",
-                                value=snap.outbox_pending)
-        yield GaugeMetricFamily("driftwatch_outbox_dead_letters", "Notifications given up on (replay with "
-                                "`driftwatch alerts retry`).", value=snap.outbox_dead)
+        yield GaugeMetricFamily(
+            "driftwatch_outbox_pending", "Notifications waiting for delivery.", value=snap.outbox_pending
+        )
+        yield GaugeMetricFamily(
+            "driftwatch_outbox_dead_letters",
+            "Notifications given up on (replay with `driftwatch alerts retry`).",
+            value=snap.outbox_dead,
+        )
 
 
 class OutcomeCounter:

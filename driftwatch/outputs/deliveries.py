@@ -34,7 +34,12 @@ class OutboxStore(Protocol):
     """The durable outbox as the dispatcher uses it (`driftwatch.runtime.store.Store` is one)."""
 
     def due_deliveries(
-        self, now: datetime, limit: int = 100, *, sink: str | None = None, exclude: Collection[str] = (),
+        self,
+        now: datetime,
+        limit: int = 100,
+        *,
+        sink: str | None = None,
+        exclude: Collection[str] = (),
     ) -> list[Delivery]:
         """Pending rows due at `now`, oldest due first: of `sink` only, or of no sink in `exclude`."""
         ...

@@ -28,17 +28,23 @@ class ModelCollector(Collector):
         self._snapshot = snapshot
 
     def collect(self) -> Iterator[Metric]:
-        active = GaugeMetricFamily("driftwatch_model_active", "1 for the model version serving traffic, else 0.",
-                                   labels=["model", "version"])
-        fallback = GaugeMetricFamily("driftwatch_model_fallback_active", "1 while a fallback version is active.",
-                                     labels=["model"])
-        pinned = GaugeMetricFamily("driftwatch_model_pinned", "1 while the model is pinned by hand.",
-                                   labels=["model"])
-        switches = CounterMetricFamily("driftwatch_model_switches", "Model switches by direction (fallback, "
-                                       "restore), dry runs excluded.", labels=["model", "direction"])
-        actuation = GaugeMetricFamily("driftwatch_model_actuation_confirmed",
-                                      "1 when the actuator confirmed the current route, else 0.",
-                                      labels=["model", "actuator"])
+        active = GaugeMetricFamily(
+            "driftwatch_model_active", "1 for the model version serving traffic, else 0.", labels=["model", "version"]
+        )
+        fallback = GaugeMetricFamily(
+            "driftwatch_model_fallback_active", "1 while a fallback version is active.", labels=["model"]
+        )
+        pinned = GaugeMetricFamily("driftwatch_model_pinned", "1 while the model is pinned by hand.", labels=["model"])
+        switches = CounterMetricFamily(
+            "driftwatch_model_switches",
+            "Model switches by direction (fallback, restore), dry runs excluded.",
+            labels=["model", "direction"],
+        )
+        actuation = GaugeMetricFamily(
+            "driftwatch_model_actuation_confirmed",
+            "1 when the actuator confirmed the current route, else 0.",
+            labels=["model", "actuator"],
+        )
         for m in self._snapshot():
             for version in m.versions:
                 active.add_metric([m.model, version], float(version == m.active))

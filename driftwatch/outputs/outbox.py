@@ -88,10 +88,17 @@ class Dispatcher:
     """Deliver due outbox rows to `notifiers` (by sink name): one background lane per sink, or synchronously."""
 
     def __init__(
-        self, store: OutboxStore, notifiers: Mapping[str, Notifier], *,
-        retry: Mapping[str, RetryPolicy] | None = None, default_retry: RetryPolicy = DEFAULT_POLICY,
-        clock: Callable[[], datetime] = _utcnow, on_outcome: Callable[[str, str], None] | None = None,
-        poll_interval: float = 1.0, batch: int = 100, rng: random.Random | None = None,
+        self,
+        store: OutboxStore,
+        notifiers: Mapping[str, Notifier],
+        *,
+        retry: Mapping[str, RetryPolicy] | None = None,
+        default_retry: RetryPolicy = DEFAULT_POLICY,
+        clock: Callable[[], datetime] = _utcnow,
+        on_outcome: Callable[[str, str], None] | None = None,
+        poll_interval: float = 1.0,
+        batch: int = 100,
+        rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._notifiers = dict(notifiers)
@@ -167,15 +174,23 @@ class Dispatcher:
     def _attempt(self, delivery: Delivery, now: datetime, lane: _Lane | None) -> None:
         failure = self._send(delivery)
         if lane is not None and lane.abandoned.is_set():
-            log.warning("sink %r answered delivery %s after shutdown abandoned its lane; it stays pending",
-                        delivery.sink, delivery.delivery_id)
+            log.warning(
+                "sink %r answered delivery %s after shutdown abandoned its lane; it stays pending",
+                delivery.sink,
+                delivery.delivery_id,
+            )
             return
         if failure is not None:
             self._fail(delivery, now, failure)
             return
         self._store.mark_delivered(delivery.id, self._clock())
-        log.log(logging.INFO if delivery.attempts else logging.DEBUG, "delivered %s to sink %r after %d attempt(s)",
-                delivery.delivery_id, delivery.sink, delivery.attempts + 1)
+        log.log(
+            logging.INFO if delivery.attempts else logging.DEBUG,
+            "delivered %s to sink %r after %d attempt(s)",
+            delivery.delivery_id,
+            delivery.sink,
+            delivery.attempts + 1,
+        )
         self._report(delivery.sink, DELIVERED)
 
     def _send(self, delivery: Delivery) -> _Failure | None:
@@ -197,8 +212,11 @@ class Dispatcher:
         policy = self.policy(delivery.sink)
         expired = now - delivery.age_from >= policy.max_age
         if not failure.retryable or expired:
-            why = failure.error if not failure.retryable else (
-                f"gave up after {delivery.attempts + 1} attempt(s): {failure.error}")
+            why = (
+                failure.error
+                if not failure.retryable
+                else (f"gave up after {delivery.attempts + 1} attempt(s): {failure.error}")
+            )
             self._store.mark_dead(delivery.id, why)
             log.warning("dead letter %s for sink %r: %s", delivery.delivery_id, delivery.sink, why)
             self._report(delivery.sink, DEAD)
@@ -208,8 +226,14 @@ class Dispatcher:
             wait = max(wait, failure.retry_after)
         next_attempt = now + timedelta(seconds=wait)
         self._store.mark_retry(delivery.id, next_attempt, failure.error)
-        log.info("delivery %s to sink %r failed (attempt %d), next at %s: %s", delivery.delivery_id, delivery.sink,
-                 delivery.attempts + 1, next_attempt.isoformat(timespec="seconds"), failure.error)
+        log.info(
+            "delivery %s to sink %r failed (attempt %d), next at %s: %s",
+            delivery.delivery_id,
+            delivery.sink,
+            delivery.attempts + 1,
+            next_attempt.isoformat(timespec="seconds"),
+            failure.error,
+        )
         self._report(delivery.sink, RETRY)
 
     def _report(self, sink: str, outcome: str) -> None:
@@ -256,8 +280,13 @@ class Dispatcher:
                 lane.abandoned.set()
                 stuck.append(lane.label)
         if stuck:
-            log.warning("outbox: abandoned %d lane(s) still blocked in a send after %gs: sink %s; their rows stay"
-                        " pending and are sent again later", len(stuck), timeout or 0, ", ".join(stuck))
+            log.warning(
+                "outbox: abandoned %d lane(s) still blocked in a send after %gs: sink %s; their rows stay"
+                " pending and are sent again later",
+                len(stuck),
+                timeout or 0,
+                ", ".join(stuck),
+            )
         return not stuck
 
     @property

@@ -26,7 +26,7 @@ def signing_key(secret: str) -> bytes:
     """The HMAC key of `secret`; raises ValueError on a `whsec_` secret that is not valid base64."""
     if secret.startswith(SECRET_PREFIX):
         try:
-            return base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+            return base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
         except binascii.Error as err:
             raise ValueError("webhook secret starts with 'whsec_' but the rest is not valid base64") from err
     return secret.encode("utf-8")
@@ -62,7 +62,12 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def verify(
-    secret: str, headers: Mapping[str, str], body: bytes, *, tolerance: int = 300, now: float | None = None,
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    tolerance: int = 300,
+    now: float | None = None,
 ) -> bool:
     """True if one of the `v1` signatures matches and the timestamp is within `tolerance` seconds of `now`."""
     msg_id = _header(headers, ID_HEADER)

@@ -105,10 +105,18 @@ def notification_event(notify: Notify, policy: Policy | None, base_url: str) -> 
         "reason": notify.reason,
         "started_at": notify.started_at.isoformat(),
         "at": notify.at.isoformat(),
-        "details": {"statistics": ordered, "thresholds": thresholds, "breaches": dict(breaches), "window": window,
-                    **extra},
-        "links": {"report": f"{base_url}/api/v1/models/{key.subject}" if key.alertname == MODEL_SWITCHED
-                  else f"{base_url}/api/v1/monitors/{key.monitor}/report"},
+        "details": {
+            "statistics": ordered,
+            "thresholds": thresholds,
+            "breaches": dict(breaches),
+            "window": window,
+            **extra,
+        },
+        "links": {
+            "report": f"{base_url}/api/v1/models/{key.subject}"
+            if key.alertname == MODEL_SWITCHED
+            else f"{base_url}/api/v1/monitors/{key.monitor}/report"
+        },
     }
 
 
@@ -140,8 +148,9 @@ class Alerting:
         observations = observe_report(monitor, result.report, result.outcome, result.error)
         self.apply(config, monitor, observations, policy, now)
 
-    def apply(self, config: Config, monitor: str, observations: Sequence[Observation], policy: Policy | None,
-              now: datetime) -> None:
+    def apply(
+        self, config: Config, monitor: str, observations: Sequence[Observation], policy: Policy | None, now: datetime
+    ) -> None:
         """Step `monitor`'s alerts (but ModelSwitched) with `observations`, persist, and enqueue notifications."""
         with self._lock:
             before = {k: s for k, s in self._states.items() if k.monitor == monitor and k.alertname != MODEL_SWITCHED}
@@ -150,8 +159,18 @@ class Alerting:
             self._store.apply_alert_changes(_changes(before, after), deliveries, now)
             self._replace(before, after)
 
-    def apply_model(self, config: Config, model: str, monitor: str, *, off_primary: bool, details: Mapping[str, Any],
-                    changed: bool, now: datetime, persist: Persist) -> None:
+    def apply_model(
+        self,
+        config: Config,
+        model: str,
+        monitor: str,
+        *,
+        off_primary: bool,
+        details: Mapping[str, Any],
+        changed: bool,
+        now: datetime,
+        persist: Persist,
+    ) -> None:
         """Step the ModelSwitched alert of `model`: critical while `off_primary`, clean otherwise.
 
         `monitor` keys a new alert (the monitor that triggered the switch, or the first one feeding the model); a
@@ -175,8 +194,14 @@ class Alerting:
             persist(_changes(before, after), deliveries)
             self._replace(before, after)
 
-    def _deliveries(self, config: Config, notifications: Sequence[Notify], sinks: Sequence[str],
-                    policy: Policy | None, now: datetime) -> list[tuple[str, str, dict[str, Any]]]:
+    def _deliveries(
+        self,
+        config: Config,
+        notifications: Sequence[Notify],
+        sinks: Sequence[str],
+        policy: Policy | None,
+        now: datetime,
+    ) -> list[tuple[str, str, dict[str, Any]]]:
         """The outbox rows of `notifications`: none when silenced, refreshes only for sinks that want them."""
         silences = self._store.active_silences(now)
         deliveries = []
@@ -194,8 +219,14 @@ class Alerting:
                     continue
                 deliveries.append((delivery_id(notify.notification_id, sink), sink, event))
             if notify.reason != "refresh":
-                log.info("alert %s %s (%s, %s)", key.to_str(), notify.status, notify.severity.label, notify.reason,
-                         extra={"alert": key.to_str(), "status": notify.status})
+                log.info(
+                    "alert %s %s (%s, %s)",
+                    key.to_str(),
+                    notify.status,
+                    notify.severity.label,
+                    notify.reason,
+                    extra={"alert": key.to_str(), "status": notify.status},
+                )
         return deliveries
 
     def _replace(self, before: Mapping[AlertKey, AlertState], after: Mapping[AlertKey, AlertState]) -> None:
@@ -203,8 +234,9 @@ class Alerting:
         self._states = {**{k: s for k, s in self._states.items() if k not in before}, **after}
 
 
-def _changes(before: Mapping[AlertKey, AlertState],
-             after: Mapping[AlertKey, AlertState]) -> dict[str, dict[str, Any] | None]:
+def _changes(
+    before: Mapping[AlertKey, AlertState], after: Mapping[AlertKey, AlertState]
+) -> dict[str, dict[str, Any] | None]:
     """What to write: None for every alert that ended, the new state of every alert that changed."""
     changes: dict[str, dict[str, Any] | None] = {k.to_str(): None for k in before if k not in after}
     changes.update({k.to_str(): s.to_dict() for k, s in after.items() if before.get(k) != s})

@@ -67,8 +67,11 @@ def parse_silence(body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
             raise ValueError(f"duration {duration!r} is too long: {too_long}") from err
     if until <= now:
         raise ValueError(f"until ({until.isoformat()}) is not in the future")
-    return {"until": until, "comment": text_field(body, "comment", ""),
-            **{name: value for name, value in values.items() if value is not None}}
+    return {
+        "until": until,
+        "comment": text_field(body, "comment", ""),
+        **{name: value for name, value in values.items() if value is not None},
+    }
 
 
 def parse_silence_id(text: str) -> int | None:

@@ -25,8 +25,12 @@ def switch_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     to = text_field(body, "to", max_bytes=MAX_VERSION_BYTES)
     if to is None:
         raise ValueError("'to' (the version to switch to) is required")
-    return {"to": to, "reason": text_field(body, "reason", "manual switch"), "pin": bool_field(body, "pin", True),
-            "actor": actor_field(body)}
+    return {
+        "to": to,
+        "reason": text_field(body, "reason", "manual switch"),
+        "pin": bool_field(body, "pin", True),
+        "actor": actor_field(body),
+    }
 
 
 def restore_fields(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,8 +68,11 @@ def model_routes(control: DaemonControl, models: Models) -> list[Route]:
         authorize(request, control, mutating=False)
         return JSONResponse({"model": (name := known(request.path_params["name"])), "history": models.history(name)})
 
-    def mutation(allowed: Collection[str], fields: Callable[[Mapping[str, Any]], dict[str, Any]],
-                 act: Callable[..., dict[str, Any]]) -> Callable[[Request], Awaitable[JSONResponse]]:
+    def mutation(
+        allowed: Collection[str],
+        fields: Callable[[Mapping[str, Any]], dict[str, Any]],
+        act: Callable[..., dict[str, Any]],
+    ) -> Callable[[Request], Awaitable[JSONResponse]]:
         """An endpoint that reads a JSON body (empty allowed) and, in the thread pool, calls `act` with `fields`."""
 
         def apply(name: str, raw: bytes) -> JSONResponse:
@@ -89,9 +96,15 @@ def model_routes(control: DaemonControl, models: Models) -> list[Route]:
         Route("/api/v1/models", listing, methods=["GET"]),
         Route("/api/v1/models/{name}", one, methods=["GET"]),
         Route("/api/v1/models/{name}/history", history, methods=["GET"]),
-        Route("/api/v1/models/{name}/switch", mutation({"to", "reason", "pin", "actor"}, switch_fields, models.switch),
-              methods=["POST"]),
-        Route("/api/v1/models/{name}/restore", mutation({"reason", "actor"}, restore_fields, models.restore),
-              methods=["POST"]),
+        Route(
+            "/api/v1/models/{name}/switch",
+            mutation({"to", "reason", "pin", "actor"}, switch_fields, models.switch),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/v1/models/{name}/restore",
+            mutation({"reason", "actor"}, restore_fields, models.restore),
+            methods=["POST"],
+        ),
         Route("/api/v1/models/{name}/unpin", mutation({"actor"}, unpin_fields, models.unpin), methods=["POST"]),
     ]

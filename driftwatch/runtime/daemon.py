@@ -45,7 +45,6 @@ from driftwatch.sources import DataSource
 log = logging.getLogger("driftwatch.daemon")
 
 
-
 def prepare_monitors(config: Config) -> dict[str, Monitor]:
     """Every configured monitor, with its source opened and its reference profile loaded or built."""
     sources = open_sources(config)
@@ -93,11 +92,11 @@ class Daemon:
         self._stopping = False
         self._record_lock = threading.Lock()  # a run's records vs. closing the store
         self._closed = False
-        self._statuses: Mapping[str, MonitorStatus] = self._initial_statuses(self.monitors, {},
-                                                                             self.store.last_runs())
+        self._statuses: Mapping[str, MonitorStatus] = self._initial_statuses(self.monitors, {}, self.store.last_runs())
         self.scheduler = make_scheduler()
-        self.registry = metrics_registry(DriftCollector(self.statuses, version=__version__,
-                                                        reload_ok=lambda: self.reload_ok))
+        self.registry = metrics_registry(
+            DriftCollector(self.statuses, version=__version__, reload_ok=lambda: self.reload_ok)
+        )
         self.registry.register(AlertingCollector(self.alerting_snapshot))
         self.registry.register(ModelCollector(self.model_metrics))
 
@@ -120,8 +119,10 @@ class Daemon:
     def tokens(self) -> tuple[str | None, str | None]:
         """The API and read bearer tokens from the config (None when unset)."""
         server = self.config.server
-        return (server.api_token.get_secret_value() if server.api_token else None,
-                server.read_token.get_secret_value() if server.read_token else None)
+        return (
+            server.api_token.get_secret_value() if server.api_token else None,
+            server.read_token.get_secret_value() if server.read_token else None,
+        )
 
     def reload(self) -> None:
         """Load the config file again; an invalid one keeps the running config and raises ConfigError."""
@@ -152,8 +153,9 @@ class Daemon:
         """Give alerting and the outbox dispatcher the alert sinks and model actuators of `config`."""
         notifiers = build_notifiers(config)
         self.alerting.update_notifiers(notifiers)
-        self.dispatcher.update({**notifiers, **self.models.notifiers()},
-                               {**retry_policies(config), **self.models.retry_policies()})
+        self.dispatcher.update(
+            {**notifiers, **self.models.notifiers()}, {**retry_policies(config), **self.models.retry_policies()}
+        )
 
     # -- running ------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -177,8 +179,12 @@ class Daemon:
             self._idle.wait_for(lambda: not self._in_flight, timeout=grace)
             abandoned = sorted(self._in_flight)
         if abandoned:
-            log.warning("shutdown: abandoning the run(s) of %s, still going after %gs (server.shutdown_timeout)",
-                        ", ".join(abandoned), grace, extra={"abandoned": abandoned})
+            log.warning(
+                "shutdown: abandoning the run(s) of %s, still going after %gs (server.shutdown_timeout)",
+                ", ".join(abandoned),
+                grace,
+                extra={"abandoned": abandoned},
+            )
         if not self.dispatcher.stop(timeout=10):
             log.warning("shutdown: a notification delivery was still in flight; it is retried after a restart")
         with self._record_lock:
@@ -206,8 +212,12 @@ class Daemon:
             else:
                 run = self._in_flight[name] = RunInFlight(monitor, datetime.now(UTC))
         if busy is not None:
-            log.warning("monitor %s: previous run still going after %.0fs; skipped this run", name,
-                        time.perf_counter() - busy.started, extra={"monitor": name})
+            log.warning(
+                "monitor %s: previous run still going after %.0fs; skipped this run",
+                name,
+                time.perf_counter() - busy.started,
+                extra={"monitor": name},
+            )
             return
         run.deadline = threading.Timer(monitor.config.timeout.total_seconds(), self._expire, args=(run,))
         run.deadline.daemon = True
@@ -228,8 +238,12 @@ class Daemon:
             if self._claim(run):
                 self._record(monitor, result, run.now, time.perf_counter() - run.started)
             else:
-                log.warning("monitor %s: run ended %.1fs after its deadline; its result is discarded", monitor.name,
-                            time.perf_counter() - run.started, extra={"monitor": monitor.name})
+                log.warning(
+                    "monitor %s: run ended %.1fs after its deadline; its result is discarded",
+                    monitor.name,
+                    time.perf_counter() - run.started,
+                    extra={"monitor": monitor.name},
+                )
         finally:
             with self._idle:
                 if self._in_flight.get(monitor.name) is run:
@@ -241,8 +255,12 @@ class Daemon:
         if not self._claim(run):
             return
         monitor, timeout = run.monitor, run.monitor.config.timeout.total_seconds()
-        result = RunResult("error", run.now - monitor.config.window, run.now,
-                           error=f"run timed out after {timeout:g}s (monitor timeout)")
+        result = RunResult(
+            "error",
+            run.now - monitor.config.window,
+            run.now,
+            error=f"run timed out after {timeout:g}s (monitor timeout)",
+        )
         self._record(monitor, result, run.now, time.perf_counter() - run.started)
 
     def _claim(self, run: RunInFlight) -> bool:
@@ -256,29 +274,38 @@ class Daemon:
         finished = datetime.now(UTC)
         with self._lock:
             current = self._statuses.get(monitor.name) or MonitorStatus(monitor.name, "")
-            status = current.after_run(result.outcome, finished=finished, seconds=seconds, report=result.report,
-                                       error=result.error)
+            status = current.after_run(
+                result.outcome, finished=finished, seconds=seconds, report=result.report, error=result.error
+            )
             self._statuses = {**self._statuses, monitor.name: status}
         log_result(monitor.name, result, seconds)
         steps: tuple[tuple[str, Callable[[], object]], ...] = (
-            ("run", lambda: self.store.record_run(
-                monitor.name, started=started, finished=finished, outcome=result.outcome,
-                severity=result.report.severity.label if result.report else None, error=result.error,
-                report=result.report.to_dict() if result.report else None)),
+            (
+                "run",
+                lambda: self.store.record_run(
+                    monitor.name,
+                    started=started,
+                    finished=finished,
+                    outcome=result.outcome,
+                    severity=result.report.severity.label if result.report else None,
+                    error=result.error,
+                    report=result.report.to_dict() if result.report else None,
+                ),
+            ),
             ("alert", lambda: self.alerting.after_run(self.config, monitor.name, result, monitor.policy, finished)),
             ("model", lambda: self.models.after_run(monitor.name, result, finished)),
         )
         with self._record_lock:
             if self._closed:
-                log.warning("monitor %s: run ended after shutdown closed the state store; not recorded",
-                            monitor.name)
+                log.warning("monitor %s: run ended after shutdown closed the state store; not recorded", monitor.name)
                 return
             for step, record in steps:
                 try:
                     record()
                 except DriftwatchError as err:
-                    log.error("monitor %s: could not record the %s step in the state store: %s", monitor.name,
-                              step, err)
+                    log.error(
+                        "monitor %s: could not record the %s step in the state store: %s", monitor.name, step, err
+                    )
                 except Exception:  # e.g. a locked or full database: the other steps still run
                     log.exception("monitor %s: could not record the %s step", monitor.name, step)
         self.dispatcher.wake()
@@ -287,9 +314,14 @@ class Daemon:
         """Each model's versions, active one, pin, switch counts and actuation, for /metrics."""
         switches = self.store.model_switch_counts()
         return [
-            ModelMetrics(spec.name, spec.versions, state.active, state.pinned,
-                         {d: n for (m, d), n in switches.items() if m == spec.name},
-                         {actuator: status == "confirmed" for actuator, status in actuation.items()})
+            ModelMetrics(
+                spec.name,
+                spec.versions,
+                state.active,
+                state.pinned,
+                {d: n for (m, d), n in switches.items() if m == spec.name},
+                {actuator: status == "confirmed" for actuator, status in actuation.items()},
+            )
             for spec, state, actuation in self.models.snapshot()
         ]
 
@@ -312,25 +344,36 @@ class Daemon:
             log.error("state retention: prune failed: %s", err)
             return
         if any(counts.values()):
-            log.info("state retention: deleted %s", ", ".join(f"{n} {table}" for table, n in counts.items() if n),
-                     extra={"deleted": counts})
+            log.info(
+                "state retention: deleted %s",
+                ", ".join(f"{n} {table}" for table, n in counts.items() if n),
+                extra={"deleted": counts},
+            )
 
     def _schedule_all(self) -> None:
         for name, monitor in self.monitors.items():
             schedule_monitor(self.scheduler, name, monitor.config.schedule.trigger(), self.run_once)
-        self.scheduler.add_job(self.prune_state, "interval", seconds=prune_interval(self.config.state.retention),
-                               id="state:prune", name="state:prune", replace_existing=True)
+        self.scheduler.add_job(
+            self.prune_state,
+            "interval",
+            seconds=prune_interval(self.config.state.retention),
+            id="state:prune",
+            name="state:prune",
+            replace_existing=True,
+        )
 
     @staticmethod
-    def _initial_statuses(monitors: Mapping[str, Monitor], previous: Mapping[str, MonitorStatus],
-                          last_runs: Mapping[str, RunRecord]) -> dict[str, MonitorStatus]:
+    def _initial_statuses(
+        monitors: Mapping[str, Monitor], previous: Mapping[str, MonitorStatus], last_runs: Mapping[str, RunRecord]
+    ) -> dict[str, MonitorStatus]:
         """Statuses for `monitors`: kept from `previous` (a reload), else seeded from the stored last run."""
         statuses = {}
         for name, monitor in monitors.items():
             record = last_runs.get(name)
             base = previous.get(name) or MonitorStatus(name, "", last_run=record.finished_at if record else None)
-            statuses[name] = replace(base, schedule=monitor.config.schedule.describe(),
-                                     reference_rows=monitor.profile.rows)
+            statuses[name] = replace(
+                base, schedule=monitor.config.schedule.describe(), reference_rows=monitor.profile.rows
+            )
         return statuses
 
 
@@ -338,18 +381,32 @@ def log_result(name: str, result: RunResult, seconds: float) -> None:
     """One log line per run: severity, drift share and the features that breached, or why there is no report."""
     if result.report is None:
         level = logging.ERROR if result.outcome == "error" else logging.WARNING
-        log.log(level, "monitor %s: %s: %s", name, result.outcome, result.error,
-                extra={"monitor": name, "outcome": result.outcome})
+        log.log(
+            level,
+            "monitor %s: %s: %s",
+            name,
+            result.outcome,
+            result.error,
+            extra={"monitor": name, "outcome": result.outcome},
+        )
         return
     report = result.report
     drifted = ", ".join(
         f"{r.name} ({r.severity.label}: " + " ".join(f"{k}={getattr(r.stats, k):.3f}" for k in r.breaches) + ")"
-        for r in sorted(report.features, key=lambda r: -r.severity) if r.severity > 0
+        for r in sorted(report.features, key=lambda r: -r.severity)
+        if r.severity > 0
     )
-    log.log(logging.WARNING if report.severity > 0 else logging.INFO,
-            "monitor %s: severity %s, drift share %.2f, %d rows, %.2fs%s", name, report.severity.label,
-            report.drift_share or 0.0, report.current_rows, seconds, f"; drifted: {drifted}" if drifted else "",
-            extra={"monitor": name, "severity": report.severity.label, "drift_share": report.drift_share})
+    log.log(
+        logging.WARNING if report.severity > 0 else logging.INFO,
+        "monitor %s: severity %s, drift share %.2f, %d rows, %.2fs%s",
+        name,
+        report.severity.label,
+        report.drift_share or 0.0,
+        report.current_rows,
+        seconds,
+        f"; drifted: {drifted}" if drifted else "",
+        extra={"monitor": name, "severity": report.severity.label, "drift_share": report.drift_share},
+    )
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -371,10 +428,10 @@ def serve(daemon: Daemon) -> None:
     server_config = daemon.config.server
     sock = listen(server_config.host, server_config.port)
     host, port = sock.getsockname()[:2]
-    app = create_app(daemon, [*alert_routes(daemon, daemon.alerting, daemon.store),
-                              *model_routes(daemon, daemon.models)])
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off",
-                                           timeout_graceful_shutdown=5))
+    app = create_app(
+        daemon, [*alert_routes(daemon, daemon.alerting, daemon.store), *model_routes(daemon, daemon.models)]
+    )
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off", timeout_graceful_shutdown=5))
     # uvicorn re-raises the signal that stopped it after restoring these handlers: make that harmless.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
@@ -384,8 +441,10 @@ def serve(daemon: Daemon) -> None:
     try:
         server.run(sockets=[sock])
     finally:
-        log.info("shutting down: waiting up to %gs for running monitors",
-                 daemon.config.server.shutdown_timeout.total_seconds())
+        log.info(
+            "shutting down: waiting up to %gs for running monitors",
+            daemon.config.server.shutdown_timeout.total_seconds(),
+        )
         abandoned = daemon.stop()
     if abandoned:  # their threads may be blocked in a driver that ignores signals: do not wait at exit
         logging.shutdown()

@@ -64,13 +64,15 @@ def features(rng: np.random.Generator, rows: int, drift: float) -> pd.DataFrame:
     """
     later = max(0.0, drift - 0.7)
     plan_p = np.array([0.5, 0.35, 0.15]) * np.array([1 - 0.6 * later, 1, 1 + 3 * later])
-    return pd.DataFrame({
-        "age": rng.normal(40 + 10 * drift, 12, rows).round(),
-        "income": rng.lognormal(10.5 + 0.4 * later, 0.5, rows),
-        "tenure_months": rng.exponential(24, rows),
-        "plan": rng.choice(PLANS, rows, p=plan_p / plan_p.sum()),
-        "region": rng.choice(REGIONS, rows),
-    })
+    return pd.DataFrame(
+        {
+            "age": rng.normal(40 + 10 * drift, 12, rows).round(),
+            "income": rng.lognormal(10.5 + 0.4 * later, 0.5, rows),
+            "tenure_months": rng.exponential(24, rows),
+            "plan": rng.choice(PLANS, rows, p=plan_p / plan_p.sum()),
+            "region": rng.choice(REGIONS, rows),
+        }
+    )
 
 
 def drift_at(elapsed: float, drift_after: float) -> float:
@@ -110,8 +112,9 @@ def stream(folder: Path, drift_after: float, stop: threading.Event, seed: int = 
         drift = drift_at(time.monotonic() - started, drift_after)
         write_batch(folder, rng, datetime.now(UTC), FILE_EVERY_SECONDS, drift)
         if drift - reported >= 0.25:
-            log.info("demo stream: drift level %.2f (age +%.1f years; income and plan follow after 0.7)",
-                     drift, 10 * drift)
+            log.info(
+                "demo stream: drift level %.2f (age +%.1f years; income and plan follow after 0.7)", drift, 10 * drift
+            )
             reported = drift
         for old in folder.glob("batch-*.parquet"):
             if old.stat().st_mtime < time.time() - 300:
@@ -124,11 +127,18 @@ def run_demo(workdir: Path, *, host: str = "127.0.0.1", port: int, drift_after: 
 
     config = prepare(workdir, host, port)
     stop = threading.Event()
-    writer = threading.Thread(target=stream, args=(workdir / "prod", drift_after.total_seconds(), stop),
-                              name="demo-stream", daemon=True)
+    writer = threading.Thread(
+        target=stream, args=(workdir / "prod", drift_after.total_seconds(), stop), name="demo-stream", daemon=True
+    )
     writer.start()
-    log.info("demo: data and config in %s/; metrics at http://%s:%d/metrics; the stream starts "
-             "drifting in %ds; Ctrl-C stops", workdir, host, port, drift_after.total_seconds())
+    log.info(
+        "demo: data and config in %s/; metrics at http://%s:%d/metrics; the stream starts "
+        "drifting in %ds; Ctrl-C stops",
+        workdir,
+        host,
+        port,
+        drift_after.total_seconds(),
+    )
     try:
         serve(Daemon(config))
     finally:

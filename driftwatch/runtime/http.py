@@ -131,8 +131,11 @@ def create_app(control: DaemonControl, extra_routes: Sequence[Route] = ()) -> St
         Route("/-/reload", reload, methods=["POST"]),
         *extra_routes,
     ]
-    return Starlette(routes=routes, middleware=[Middleware(BodyLimit)],
-                     exception_handlers={HTTPException: _http_error, Exception: _server_error})
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(BodyLimit)],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
 
 
 class BodyLimit:
@@ -187,8 +190,9 @@ def parse_json_object(raw: bytes, allowed: Collection[str], *, empty_ok: bool = 
     return body
 
 
-def text_field(body: Mapping[str, Any], key: str, default: str | None = None, *,
-               max_bytes: int = MAX_TEXT_BYTES) -> str | None:
+def text_field(
+    body: Mapping[str, Any], key: str, default: str | None = None, *, max_bytes: int = MAX_TEXT_BYTES
+) -> str | None:
     """The string at `key` (`default` when absent or null); ValueError for another type, more than `max_bytes`
     of UTF-8, or text that is not valid Unicode (a lone surrogate from a `\\ud800` escape)."""
     value = body.get(key)
@@ -256,8 +260,15 @@ def _one_line(text: str) -> str:
 
 def _json_type(value: Any) -> str:
     """The JSON name of a parsed value's type (`a string`, `an array` ...), never the value (it may be huge)."""
-    names = {bool: "a boolean", str: "a string", int: "a number", float: "a number", list: "an array",
-             dict: "an object", type(None): "null"}
+    names = {
+        bool: "a boolean",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        list: "an array",
+        dict: "an object",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 

@@ -48,17 +48,27 @@ log = logging.getLogger("driftwatch.models")
 
 def model_spec(name: str, config: ModelConfig) -> ModelSpec:
     """The core's spec of a configured model."""
-    rules = SwitchRules(on=Severity.parse(config.switch.on), after_runs=config.switch.after_runs,
-                        min_dwell=config.switch.min_dwell,
-                        restore_after_runs=config.restore.after_runs if config.restore else None)
+    rules = SwitchRules(
+        on=Severity.parse(config.switch.on),
+        after_runs=config.switch.after_runs,
+        min_dwell=config.switch.min_dwell,
+        restore_after_runs=config.restore.after_runs if config.restore else None,
+    )
     return ModelSpec(name, config.primary, config.fallbacks, rules, config.dry_run)
 
 
 def route(spec: ModelSpec, state: ModelState) -> dict[str, Any]:
     """The route document serving layers read."""
-    return {"model": spec.name, "active": state.active, "primary": spec.primary, "fallbacks": list(spec.fallbacks),
-            "pinned": state.pinned, "since": state.since.isoformat(), "reason": state.reason,
-            "state_version": state.state_version}
+    return {
+        "model": spec.name,
+        "active": state.active,
+        "primary": spec.primary,
+        "fallbacks": list(spec.fallbacks),
+        "pinned": state.pinned,
+        "since": state.since.isoformat(),
+        "reason": state.reason,
+        "state_version": state.state_version,
+    }
 
 
 def build_actuators(name: str, config: ModelConfig) -> tuple[Actuator, ...]:
@@ -68,10 +78,16 @@ def build_actuators(name: str, config: ModelConfig) -> tuple[Actuator, ...]:
         if isinstance(a, FileActuatorConfig):
             actuators.append(FileActuator(name, i, a.path))
         else:
-            actuators.append(WebhookActuator(name, i, a.url, secret=a.secret.get_secret_value() if a.secret else None,
-                                             timeout=a.timeout.total_seconds(),
-                                             retry=RetryPolicy(a.retry.initial, a.retry.max_interval,
-                                                               a.retry.max_age)))
+            actuators.append(
+                WebhookActuator(
+                    name,
+                    i,
+                    a.url,
+                    secret=a.secret.get_secret_value() if a.secret else None,
+                    timeout=a.timeout.total_seconds(),
+                    retry=RetryPolicy(a.retry.initial, a.retry.max_interval, a.retry.max_age),
+                )
+            )
     return tuple(actuators)
 
 
@@ -102,22 +118,30 @@ class Models:
                     state = ModelState.from_dict(stored[name])
                 if state is None:
                     state = initial_state(spec, now)
-                    self._store.apply_model_change(name, state.to_dict(), [], self._route_deliveries(spec, state),
-                                                   now)
+                    self._store.apply_model_change(name, state.to_dict(), [], self._route_deliveries(spec, state), now)
                 feeding = set(config.model_monitors(name))
-                self._states[name] = replace(state, monitor_severity={
-                    m: s for m, s in state.monitor_severity.items() if m in feeding})
+                self._states[name] = replace(
+                    state, monitor_severity={m: s for m, s in state.monitor_severity.items() if m in feeding}
+                )
                 self._actuate(name)
 
     def notifiers(self) -> dict[str, Notifier]:
         """The outbox sinks of the actuators (webhooks)."""
-        return {sink: notifier for actuators in self._actuators.values() for a in actuators
-                for sink, (notifier, _) in a.sinks().items()}
+        return {
+            sink: notifier
+            for actuators in self._actuators.values()
+            for a in actuators
+            for sink, (notifier, _) in a.sinks().items()
+        }
 
     def retry_policies(self) -> dict[str, RetryPolicy]:
         """The retry policies of the actuators' outbox sinks."""
-        return {sink: policy for actuators in self._actuators.values() for a in actuators
-                for sink, (_, policy) in a.sinks().items()}
+        return {
+            sink: policy
+            for actuators in self._actuators.values()
+            for a in actuators
+            for sink, (_, policy) in a.sinks().items()
+        }
 
     # -- events ---------------------------------------------------------------------------------------------------
     def after_run(self, monitor: str, result: RunResult, now: datetime) -> None:
@@ -128,9 +152,14 @@ class Models:
         report = result.report
         details: dict[str, Any] = {}
         if report is not None:
-            details = {"drift_share": report.drift_share,
-                       "features": {r.name: {"severity": r.severity.label, "breaches": {
-                           k: v.label for k, v in r.breaches.items()}} for r in report.features if r.severity > 0}}
+            details = {
+                "drift_share": report.drift_share,
+                "features": {
+                    r.name: {"severity": r.severity.label, "breaches": {k: v.label for k, v in r.breaches.items()}}
+                    for r in report.features
+                    if r.severity > 0
+                },
+            }
         outcome = MonitorOutcome(monitor, result.outcome == "ok", report.severity if report else Severity.OK, details)
         with self._lock:
             spec, state = self._specs[name], self._states[name]
@@ -169,9 +198,15 @@ class Models:
     def view(self, name: str) -> dict[str, Any]:
         """The route plus what the API adds: dry-run decision, counts, actuation status."""
         spec, state = self._spec(name), self._states[name]
-        return {**route(spec, state), "actor": state.actor, "dry_run": spec.dry_run,
-                "dry_run_active": state.dry_run_active, "breaching_runs": state.breaching_runs,
-                "clean_runs": state.clean_runs, "actuation": self._actuation(name, state)}
+        return {
+            **route(spec, state),
+            "actor": state.actor,
+            "dry_run": spec.dry_run,
+            "dry_run_active": state.dry_run_active,
+            "breaching_runs": state.breaching_runs,
+            "clean_runs": state.clean_runs,
+            "actuation": self._actuation(name, state),
+        }
 
     def history(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
         """The audit trail of `name`, newest first."""
@@ -181,8 +216,10 @@ class Models:
     def snapshot(self) -> list[tuple[ModelSpec, ModelState, dict[str, str]]]:
         """Each model's spec, state and actuation status, for /metrics."""
         with self._lock:
-            return [(spec, self._states[name], self._actuation(name, self._states[name]))
-                    for name, spec in self._specs.items()]
+            return [
+                (spec, self._states[name], self._actuation(name, self._states[name]))
+                for name, spec in self._specs.items()
+            ]
 
     # -- internals ----------------------------------------------------------------------------------------------
     def _spec(self, name: str) -> ModelSpec:
@@ -191,33 +228,58 @@ class Models:
             raise KeyError(name)
         return spec
 
-    def _manual(self, spec: ModelSpec, old: ModelState, new: ModelState, decision: Decision, now: datetime,
-                actor: str) -> dict[str, Any]:
+    def _manual(
+        self, spec: ModelSpec, old: ModelState, new: ModelState, decision: Decision, now: datetime, actor: str
+    ) -> dict[str, Any]:
         self._commit(spec, old, new, (decision,), now, trigger=None, actor=actor)
         self._actuate(spec.name)
         changed = new.state_version != old.state_version
-        message = decision.reason if isinstance(decision, NoChange) else (
-            f"{'would switch' if decision.dry_run else 'switched'} {decision.from_version} -> {decision.to_version}")
+        message = (
+            decision.reason
+            if isinstance(decision, NoChange)
+            else (
+                f"{'would switch' if decision.dry_run else 'switched'} {decision.from_version} -> {decision.to_version}"
+            )
+        )
         return {"changed": changed, "message": message, "model": self.view(spec.name)}
 
-    def _commit(self, spec: ModelSpec, old: ModelState, new: ModelState, decisions: Sequence[Decision],
-                now: datetime, *, trigger: str | None, actor: str) -> None:
+    def _commit(
+        self,
+        spec: ModelSpec,
+        old: ModelState,
+        new: ModelState,
+        decisions: Sequence[Decision],
+        now: datetime,
+        *,
+        trigger: str | None,
+        actor: str,
+    ) -> None:
         """Persist `new` with its audit entries, the actuators' outbox rows and the step of the model's
         ModelSwitched alert in one transaction (nothing if nothing changed).
 
         Every switch and every manual action is audited; automatic no-change decisions are only logged.
         """
         manual = trigger is None
-        history = [audit_entry(d, old, new, actor=actor, config_hash=self._config.fingerprint, now=now)
-                   for d in decisions if isinstance(d, Switch) or manual]
+        history = [
+            audit_entry(d, old, new, actor=actor, config_hash=self._config.fingerprint, now=now)
+            for d in decisions
+            if isinstance(d, Switch) or manual
+        ]
         for d in decisions:
             if isinstance(d, NoChange):
                 log.debug("model %s: no change (%s)", spec.name, d.reason)
             else:
-                log.warning("model %s: %s %s -> %s (%s, by %s)%s", spec.name,
-                            "would switch" if d.dry_run else "switched", d.from_version, d.to_version, d.reason,
-                            d.actor, " [dry run]" if d.dry_run else "",
-                            extra={"model": spec.name, "to": d.to_version, "direction": d.direction})
+                log.warning(
+                    "model %s: %s %s -> %s (%s, by %s)%s",
+                    spec.name,
+                    "would switch" if d.dry_run else "switched",
+                    d.from_version,
+                    d.to_version,
+                    d.reason,
+                    d.actor,
+                    " [dry run]" if d.dry_run else "",
+                    extra={"model": spec.name, "to": d.to_version, "direction": d.direction},
+                )
         changed = new != old or bool(history)
         deliveries: list[OutboxRow] = []
         if new.active != old.active or new.pinned != old.pinned:
@@ -225,8 +287,9 @@ class Models:
 
         def persist(alerts: Mapping[str, dict[str, Any] | None], notifications: Sequence[OutboxRow]) -> None:
             if changed:
-                self._store.apply_model_change(spec.name, new.to_dict(), history, [*deliveries, *notifications], now,
-                                               alerts=alerts)
+                self._store.apply_model_change(
+                    spec.name, new.to_dict(), history, [*deliveries, *notifications], now, alerts=alerts
+                )
             elif alerts or notifications:
                 self._store.apply_alert_changes(alerts, notifications, now)
 
@@ -234,9 +297,15 @@ class Models:
         monitors = self._config.model_monitors(spec.name)
         if monitors:  # always, in a valid config
             self._alerting.apply_model(
-                self._config, spec.name, trigger or monitors[0], off_primary=new.active != spec.primary,
-                details=switch_details(spec, new, switches[-1] if switches else None), changed=bool(switches),
-                now=now, persist=persist)
+                self._config,
+                spec.name,
+                trigger or monitors[0],
+                off_primary=new.active != spec.primary,
+                details=switch_details(spec, new, switches[-1] if switches else None),
+                changed=bool(switches),
+                now=now,
+                persist=persist,
+            )
         else:
             persist({}, [])
         self._states[spec.name] = new
@@ -259,20 +328,54 @@ class Models:
 def switch_details(spec: ModelSpec, state: ModelState, switch: Switch | None) -> dict[str, Any]:
     """The details of a ModelSwitched alert: the switch (model, from, to, actor, reason, trigger), or the state."""
     if switch is None:
-        return {"model": spec.name, "from": None, "to": state.active, "actor": state.actor, "reason": state.reason,
-                "trigger": {}}
-    return {"model": spec.name, "from": switch.from_version, "to": switch.to_version, "actor": switch.actor,
-            "reason": switch.reason, "trigger": dict(switch.details)}
+        return {
+            "model": spec.name,
+            "from": None,
+            "to": state.active,
+            "actor": state.actor,
+            "reason": state.reason,
+            "trigger": {},
+        }
+    return {
+        "model": spec.name,
+        "from": switch.from_version,
+        "to": switch.to_version,
+        "actor": switch.actor,
+        "reason": switch.reason,
+        "trigger": dict(switch.details),
+    }
 
 
-def audit_entry(decision: Decision, old: ModelState, new: ModelState, *, actor: str, config_hash: str,
-                now: datetime) -> dict[str, Any]:
+def audit_entry(
+    decision: Decision, old: ModelState, new: ModelState, *, actor: str, config_hash: str, now: datetime
+) -> dict[str, Any]:
     """One audit-trail entry: time, actor, from, to, reason, the statistics that triggered it, config hash."""
     if isinstance(decision, Switch):
-        return {"kind": "switch", "at": decision.at.isoformat(), "actor": decision.actor,
-                "from": decision.from_version, "to": decision.to_version, "direction": decision.direction,
-                "reason": decision.reason, "dry_run": decision.dry_run, "pinned": decision.pinned,
-                "details": dict(decision.details), "config_hash": config_hash, "state_version": new.state_version}
-    return {"kind": "no_change", "at": now.isoformat(), "actor": actor,
-            "from": old.decided, "to": new.decided, "direction": None, "reason": decision.reason, "dry_run": False,
-            "pinned": new.pinned, "details": {}, "config_hash": config_hash, "state_version": new.state_version}
+        return {
+            "kind": "switch",
+            "at": decision.at.isoformat(),
+            "actor": decision.actor,
+            "from": decision.from_version,
+            "to": decision.to_version,
+            "direction": decision.direction,
+            "reason": decision.reason,
+            "dry_run": decision.dry_run,
+            "pinned": decision.pinned,
+            "details": dict(decision.details),
+            "config_hash": config_hash,
+            "state_version": new.state_version,
+        }
+    return {
+        "kind": "no_change",
+        "at": now.isoformat(),
+        "actor": actor,
+        "from": old.decided,
+        "to": new.decided,
+        "direction": None,
+        "reason": decision.reason,
+        "dry_run": False,
+        "pinned": new.pinned,
+        "details": {},
+        "config_hash": config_hash,
+        "state_version": new.state_version,
+    }

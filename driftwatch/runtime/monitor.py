@@ -66,8 +66,7 @@ def resolve_features(config: MonitorConfig, timestamp_column: str | None) -> tup
             return tuple(c for c, k in kinds.items() if k == kind and c not in skip)
         for column in wanted:
             if column not in kinds:
-                raise SchemaMismatch(f"reference {path}: column {column!r} not found "
-                                     f"(available: {', '.join(kinds)})")
+                raise SchemaMismatch(f"reference {path}: column {column!r} not found (available: {', '.join(kinds)})")
             if kind == "numeric" and kinds[column] != "numeric":
                 raise SchemaMismatch(f"reference {path}: column {column!r} is {kinds[column]}, not numeric")
         return tuple(wanted)
@@ -84,8 +83,13 @@ def prepare_monitor(name: str, config: Config, profile_dir: Path, sources: Mappi
     monitor = config.monitors[name]
     source_config = config.sources[monitor.source]
     numeric, categorical = resolve_features(monitor, source_config.timestamp_column)
-    profile = cached_profile(Path(monitor.reference.path), profile_dir / f"{name}.npz", numeric=numeric,
-                             categorical=categorical, settings=monitor.profile_settings())
+    profile = cached_profile(
+        Path(monitor.reference.path),
+        profile_dir / f"{name}.npz",
+        numeric=numeric,
+        categorical=categorical,
+        settings=monitor.profile_settings(),
+    )
     return Monitor(name, monitor, sources[monitor.source], profile, monitor.policy(), numeric, categorical)
 
 
@@ -96,9 +100,16 @@ def open_sources(config: Config) -> dict[str, DataSource]:
         seconds = monitor.timeout.total_seconds()
         timeouts[monitor.source] = min(seconds, timeouts.get(monitor.source, seconds))
     return {
-        name: open_source(name, s.kind, timestamp_column=s.timestamp_column, path=getattr(s, "path", None),
-                          url=getattr(s, "url", None), table=getattr(s, "table", None),
-                          query=getattr(s, "query", None), timeout=timeouts.get(name))
+        name: open_source(
+            name,
+            s.kind,
+            timestamp_column=s.timestamp_column,
+            path=getattr(s, "path", None),
+            url=getattr(s, "url", None),
+            table=getattr(s, "table", None),
+            query=getattr(s, "query", None),
+            timeout=timeouts.get(name),
+        )
         for name, s in config.sources.items()
     }
 
@@ -126,15 +137,17 @@ def run_monitor(monitor: Monitor, now: datetime, executor: Executor | None = Non
     if rows < monitor.config.min_rows:
         reason = f"{rows} rows in the window, fewer than min_rows {monitor.config.min_rows}"
         return RunResult("insufficient_data", start, end, rows, error=reason)
-    report = compare(monitor.profile, batch, monitor.policy, monitor=monitor.name, window=(start, end),
-                     executor=executor)
+    report = compare(
+        monitor.profile, batch, monitor.policy, monitor=monitor.name, window=(start, end), executor=executor
+    )
     if report.status != "ok":
         return RunResult("insufficient_data", start, end, rows, report=None, error=report.reason)
     return RunResult("ok", start, end, rows, report=report)
 
 
-def batch_arrays(frame: pd.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...],
-                 source: str) -> dict[str, Any]:
+def batch_arrays(
+    frame: pd.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...], source: str
+) -> dict[str, Any]:
     """Column arrays for the core; a numeric column holding text is a SchemaMismatch."""
     batch: dict[str, Any] = {}
     for column in numeric:
@@ -144,8 +157,9 @@ def batch_arrays(frame: pd.DataFrame, numeric: tuple[str, ...], categorical: tup
             try:
                 values = pd.to_numeric(values, errors="raise")
             except (ValueError, TypeError) as err:
-                raise SchemaMismatch(f"column {column!r} is not numeric (dtype {frame[column].dtype}, "
-                                     f"e.g. {sample!r})", source=source) from err
+                raise SchemaMismatch(
+                    f"column {column!r} is not numeric (dtype {frame[column].dtype}, e.g. {sample!r})", source=source
+                ) from err
         batch[column] = values.to_numpy(dtype=np.float64, na_value=np.nan)
     for column in categorical:
         batch[column] = frame[column]

@@ -36,8 +36,12 @@ def reference_key(path: Path, numeric: Sequence[str], categorical: Sequence[str]
     """What a saved profile must have been built from: the file (path, size, mtime), features, settings."""
     stat = path.stat()
     inputs = {
-        "path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-        "numeric": list(numeric), "categorical": list(categorical), "settings": asdict(settings),
+        "path": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "numeric": list(numeric),
+        "categorical": list(categorical),
+        "settings": asdict(settings),
         "version": PROFILE_VERSION,
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
@@ -80,18 +84,24 @@ def cached_profile(
             log.info("rebuilding reference profile: %s", err)
     started = time.perf_counter()
     frame = read_reference(reference, [*numeric, *categorical])
-    log.info("building reference profile of %s: %d rows, %d features", reference, len(frame),
-             len(numeric) + len(categorical))
+    log.info(
+        "building reference profile of %s: %d rows, %d features", reference, len(frame), len(numeric) + len(categorical)
+    )
     try:
-        profile = build_profile({c: frame[c].to_numpy() for c in frame.columns}, numeric=numeric,
-                                categorical=categorical, settings=settings)
+        profile = build_profile(
+            {c: frame[c].to_numpy() for c in frame.columns}, numeric=numeric, categorical=categorical, settings=settings
+        )
     except ValueError as err:
         raise SchemaMismatch(f"reference {reference}: {err}") from err
     try:
         save_profile(profile, cache, key=key)
     except OSError as err:  # the run can go on without a cache; the next one tries again
-        log.warning("built reference profile in %.2fs, cannot save it to %s: %s", time.perf_counter() - started,
-                    cache, err.strerror or err)
+        log.warning(
+            "built reference profile in %.2fs, cannot save it to %s: %s",
+            time.perf_counter() - started,
+            cache,
+            err.strerror or err,
+        )
         return profile
     log.info("built reference profile in %.2fs, saved to %s", time.perf_counter() - started, cache)
     return profile

@@ -83,8 +83,10 @@ CREATE INDEX IF NOT EXISTS model_history_by_model ON model_history (model, id);
 #: Scripts that bring a database from version i to version i + 1.
 _MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 _COLUMNS = "id, monitor, started_at, finished_at, outcome, severity, error, report_json"
-_OUTBOX_COLUMNS = ("id, delivery_id, sink, event_json, created_at, next_attempt_at, attempts, last_error, status,"
-                   " delivered_at, replayed_at")
+_OUTBOX_COLUMNS = (
+    "id, delivery_id, sink, event_json, created_at, next_attempt_at, attempts, last_error, status,"
+    " delivered_at, replayed_at"
+)
 _SILENCE_COLUMNS = "id, monitor, feature, alertname, until, comment, created_at"
 #: Rows deleted per transaction by `Store.prune`: short enough that runs and API calls barely wait.
 PRUNE_BATCH = 500
@@ -125,9 +127,11 @@ class Silence:
 
     def matches(self, monitor: str, feature: str | None, alertname: str) -> bool:
         """True if this silence covers the alert `(monitor, feature or subject, alertname)`."""
-        return ((self.monitor is None or self.monitor == monitor)
-                and (self.feature is None or self.feature == feature)
-                and (self.alertname is None or self.alertname == alertname))
+        return (
+            (self.monitor is None or self.monitor == monitor)
+            and (self.feature is None or self.feature == feature)
+            and (self.alertname is None or self.alertname == alertname)
+        )
 
 
 def _text(moment: datetime) -> str:
@@ -139,8 +143,13 @@ def _text(moment: datetime) -> str:
 def _record(row: tuple[Any, ...]) -> RunRecord:
     ident, monitor, started, finished, outcome, severity, error, report = row
     return RunRecord(
-        id=ident, monitor=monitor, started_at=datetime.fromisoformat(started),
-        finished_at=datetime.fromisoformat(finished), outcome=outcome, severity=severity, error=error,
+        id=ident,
+        monitor=monitor,
+        started_at=datetime.fromisoformat(started),
+        finished_at=datetime.fromisoformat(finished),
+        outcome=outcome,
+        severity=severity,
+        error=error,
         report=json.loads(report) if report is not None else None,
     )
 
@@ -152,16 +161,31 @@ def _time(text: str | None) -> datetime | None:
 def _delivery(row: tuple[Any, ...]) -> Delivery:
     ident, delivery_id, sink, event, created, next_attempt, attempts, error, status, delivered, replayed = row
     return Delivery(
-        id=ident, delivery_id=delivery_id, sink=sink, event=json.loads(event),
-        created_at=datetime.fromisoformat(created), next_attempt_at=datetime.fromisoformat(next_attempt),
-        attempts=attempts, last_error=error, status=status, delivered_at=_time(delivered), replayed_at=_time(replayed),
+        id=ident,
+        delivery_id=delivery_id,
+        sink=sink,
+        event=json.loads(event),
+        created_at=datetime.fromisoformat(created),
+        next_attempt_at=datetime.fromisoformat(next_attempt),
+        attempts=attempts,
+        last_error=error,
+        status=status,
+        delivered_at=_time(delivered),
+        replayed_at=_time(replayed),
     )
 
 
 def _silence(row: tuple[Any, ...]) -> Silence:
     ident, monitor, feature, alertname, until, comment, created = row
-    return Silence(id=ident, monitor=monitor, feature=feature, alertname=alertname,
-                   until=datetime.fromisoformat(until), comment=comment, created_at=datetime.fromisoformat(created))
+    return Silence(
+        id=ident,
+        monitor=monitor,
+        feature=feature,
+        alertname=alertname,
+        until=datetime.fromisoformat(until),
+        comment=comment,
+        created_at=datetime.fromisoformat(created),
+    )
 
 
 class Store:
@@ -191,16 +215,31 @@ class Store:
             self._conn.executescript(f"BEGIN IMMEDIATE; {_MIGRATIONS[step]} PRAGMA user_version = {step + 1}; COMMIT;")
 
     def record_run(
-        self, monitor: str, *, started: datetime, finished: datetime, outcome: str, severity: str | None,
-        error: str | None, report: dict[str, Any] | None,
+        self,
+        monitor: str,
+        *,
+        started: datetime,
+        finished: datetime,
+        outcome: str,
+        severity: str | None,
+        error: str | None,
+        report: dict[str, Any] | None,
     ) -> None:
         """Append one run (StoreError when the database is locked, full or closed)."""
-        row = (monitor, _text(started), _text(finished), outcome, severity, error,
-               json.dumps(report) if report is not None else None)
+        row = (
+            monitor,
+            _text(started),
+            _text(finished),
+            outcome,
+            severity,
+            error,
+            json.dumps(report) if report is not None else None,
+        )
         with self._transaction("record a run"):
             self._conn.execute(
                 "INSERT INTO runs (monitor, started_at, finished_at, outcome, severity, error, report_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)", row,
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
             )
 
     def last_runs(self) -> dict[str, RunRecord]:
@@ -250,7 +289,9 @@ class Store:
         return {key: json.loads(state) for key, state in rows}
 
     def apply_alert_changes(
-        self, states: Mapping[str, dict[str, Any] | None], deliveries: Sequence[tuple[str, str, dict[str, Any]]],
+        self,
+        states: Mapping[str, dict[str, Any] | None],
+        deliveries: Sequence[tuple[str, str, dict[str, Any]]],
         now: datetime,
     ) -> None:
         """In ONE transaction: upsert (or, for None, delete) alert states and enqueue `(delivery_id, sink, event)`.
@@ -302,12 +343,18 @@ class Store:
     def delivery(self, delivery_id: str) -> Delivery | None:
         """The outbox row of `delivery_id`, if any."""
         with self._lock:
-            row = self._conn.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE delivery_id = ?",
-                                     (delivery_id,)).fetchone()
+            row = self._conn.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE delivery_id = ?", (delivery_id,)
+            ).fetchone()
         return _delivery(row) if row else None
 
     def due_deliveries(
-        self, now: datetime, limit: int = 100, *, sink: str | None = None, exclude: Collection[str] = (),
+        self,
+        now: datetime,
+        limit: int = 100,
+        *,
+        sink: str | None = None,
+        exclude: Collection[str] = (),
     ) -> list[Delivery]:
         """Pending deliveries due at `now`, oldest due first: of `sink` only, or of no sink in `exclude`."""
         where, params = "status = 'pending' AND next_attempt_at <= ?", [_text(now)]
@@ -351,7 +398,8 @@ class Store:
         with self._lock:
             self._conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-                " WHERE id = ? AND status = 'pending'", (_text(next_attempt_at), error, id),
+                " WHERE id = ? AND status = 'pending'",
+                (_text(next_attempt_at), error, id),
             )
 
     def mark_dead(self, id: int, error: str) -> None:
@@ -359,14 +407,17 @@ class Store:
         with self._lock:
             self._conn.execute(
                 "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?"
-                " WHERE id = ? AND status = 'pending'", (error, id),
+                " WHERE id = ? AND status = 'pending'",
+                (error, id),
             )
 
     def retry_dead(self, sink: str | None = None, now: datetime | None = None) -> int:
         """Move dead letters (of one sink, if given) back to pending, due now with fresh attempts; return how many."""
         stamp = _text(now or datetime.now(UTC))
-        query = ("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, replayed_at = ?"
-                 " WHERE status = 'dead'")
+        query = (
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, replayed_at = ?"
+            " WHERE status = 'dead'"
+        )
         params: tuple[Any, ...] = (stamp, stamp)
         if sink is not None:
             query += " AND sink = ?"
@@ -385,15 +436,22 @@ class Store:
     # --- silences --------------------------------------------------------------------------------------------
 
     def add_silence(
-        self, *, until: datetime, monitor: str | None = None, feature: str | None = None,
-        alertname: str | None = None, comment: str = "", now: datetime | None = None,
+        self,
+        *,
+        until: datetime,
+        monitor: str | None = None,
+        feature: str | None = None,
+        alertname: str | None = None,
+        comment: str = "",
+        now: datetime | None = None,
     ) -> int:
         """Store a silence and return its id."""
         created = _text(now or datetime.now(UTC))
         with self._lock:
             cursor = self._conn.execute(
                 "INSERT INTO silences (monitor, feature, alertname, until, comment, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (monitor, feature, alertname, _text(until), comment, created),
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (monitor, feature, alertname, _text(until), comment, created),
             )
         return int(cursor.lastrowid or 0)
 
@@ -419,8 +477,12 @@ class Store:
         return {model: json.loads(state) for model, state in rows}
 
     def apply_model_change(
-        self, model: str, state: dict[str, Any], history: Sequence[dict[str, Any]],
-        deliveries: Sequence[tuple[str, str, dict[str, Any]]], now: datetime,
+        self,
+        model: str,
+        state: dict[str, Any],
+        history: Sequence[dict[str, Any]],
+        deliveries: Sequence[tuple[str, str, dict[str, Any]]],
+        now: datetime,
         alerts: Mapping[str, dict[str, Any] | None] | None = None,
     ) -> None:
         """In ONE transaction: store the model's state, append audit entries, enqueue deliveries, and upsert (or,
@@ -429,10 +491,14 @@ class Store:
             self._put_alert_states(alerts or {})
             self._conn.execute(
                 "INSERT INTO model_states (model, state_json) VALUES (?, ?)"
-                " ON CONFLICT (model) DO UPDATE SET state_json = excluded.state_json", (model, json.dumps(state)))
+                " ON CONFLICT (model) DO UPDATE SET state_json = excluded.state_json",
+                (model, json.dumps(state)),
+            )
             for entry in history:
-                self._conn.execute("INSERT INTO model_history (model, at, entry_json) VALUES (?, ?, ?)",
-                                   (model, _text(now), json.dumps(entry)))
+                self._conn.execute(
+                    "INSERT INTO model_history (model, at, entry_json) VALUES (?, ?, ?)",
+                    (model, _text(now), json.dumps(entry)),
+                )
             self._enqueue(deliveries, now)
 
     def model_history(self, model: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -455,8 +521,9 @@ class Store:
 
     # --- retention ------------------------------------------------------------------------------------------
 
-    def prune(self, now: datetime, retention: timedelta, audit_retention: timedelta | None = None, *,
-              batch: int = PRUNE_BATCH) -> dict[str, int]:
+    def prune(
+        self, now: datetime, retention: timedelta, audit_retention: timedelta | None = None, *, batch: int = PRUNE_BATCH
+    ) -> dict[str, int]:
         """Delete history older than `now - retention` in transactions of at most `batch` rows; counts per table.
 
         Runs started before the cut-off, except each monitor's newest (statuses are seeded from it after a
@@ -473,21 +540,36 @@ class Store:
             except sqlite3.Error as err:
                 raise StoreError(f"state store {self.path}: cannot prune runs ({err})") from err
         steps: list[tuple[str, str, tuple[Any, ...]]] = [
-            ("runs", "SELECT id FROM runs WHERE monitor = ? AND started_at < ? AND id != (SELECT id FROM runs"
-                     " WHERE monitor = ? ORDER BY started_at DESC, id DESC LIMIT 1) ORDER BY started_at LIMIT ?",
-             (monitor, cut, monitor)) for (monitor,) in rows
+            (
+                "runs",
+                "SELECT id FROM runs WHERE monitor = ? AND started_at < ? AND id != (SELECT id FROM runs"
+                " WHERE monitor = ? ORDER BY started_at DESC, id DESC LIMIT 1) ORDER BY started_at LIMIT ?",
+                (monitor, cut, monitor),
+            )
+            for (monitor,) in rows
         ]
         newest_per_sink = "id NOT IN (SELECT max(id) FROM outbox GROUP BY sink)"
         steps += [
-            ("outbox", f"SELECT id FROM outbox WHERE status = 'delivered' AND delivered_at < ? AND {newest_per_sink}"
-                       " LIMIT ?", (cut,)),
-            ("outbox", f"SELECT id FROM outbox WHERE status = 'dead' AND next_attempt_at < ? AND {newest_per_sink}"
-                       " LIMIT ?", (cut,)),
+            (
+                "outbox",
+                f"SELECT id FROM outbox WHERE status = 'delivered' AND delivered_at < ? AND {newest_per_sink} LIMIT ?",
+                (cut,),
+            ),
+            (
+                "outbox",
+                f"SELECT id FROM outbox WHERE status = 'dead' AND next_attempt_at < ? AND {newest_per_sink} LIMIT ?",
+                (cut,),
+            ),
             ("silences", "SELECT id FROM silences WHERE until < ? LIMIT ?", (cut,)),
         ]
         if audit_retention is not None:
-            steps.append(("model_history", "SELECT id FROM model_history WHERE at < ? ORDER BY id LIMIT ?",
-                          (_text(now - audit_retention),)))
+            steps.append(
+                (
+                    "model_history",
+                    "SELECT id FROM model_history WHERE at < ? ORDER BY id LIMIT ?",
+                    (_text(now - audit_retention),),
+                )
+            )
         for table, select, params in steps:
             while True:
                 deleted = self._delete_batch(table, select, (*params, batch))

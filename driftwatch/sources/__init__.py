@@ -26,8 +26,15 @@ KINDS = ("parquet", "csv", "sql")
 
 
 def open_source(
-    name: str, kind: str, *, timestamp_column: str, path: str | None = None, url: str | None = None,
-    table: str | None = None, query: str | None = None, timeout: float | None = None,
+    name: str,
+    kind: str,
+    *,
+    timestamp_column: str,
+    path: str | None = None,
+    url: str | None = None,
+    table: str | None = None,
+    query: str | None = None,
+    timeout: float | None = None,
 ) -> DataSource:
     """A source of `kind` (parquet, csv: `path` is a glob; sql: `url` with `table` or `query`).
 

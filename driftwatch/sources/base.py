@@ -75,7 +75,11 @@ def window_mask(values: pd.Series, start: datetime, end: datetime) -> pd.Series:
 
 
 def select_window(
-    source: str, frame: pd.DataFrame, timestamp_column: str, start: datetime, end: datetime,
+    source: str,
+    frame: pd.DataFrame,
+    timestamp_column: str,
+    start: datetime,
+    end: datetime,
     columns: Sequence[str],
 ) -> pd.DataFrame:
     """Rows of `frame` in [start, end) restricted to `columns`, with SchemaMismatch for missing ones."""

@@ -84,9 +84,7 @@ class _FileSource:
         check_columns(self.name, dataset.schema.names, [*columns, ts])
         ts_type = dataset.schema.field(ts).type
         if not pa.types.is_timestamp(ts_type):
-            raise SchemaMismatch(
-                f"timestamp column '{ts}' has type {ts_type}, expected a timestamp", source=self.name
-            )
+            raise SchemaMismatch(f"timestamp column '{ts}' has type {ts_type}, expected a timestamp", source=self.name)
         window = (ds.field(ts) >= timestamp_bound(start, ts_type)) & (ds.field(ts) < timestamp_bound(end, ts_type))
         try:
             table = dataset.to_table(columns=list(dict.fromkeys(columns)), filter=window)

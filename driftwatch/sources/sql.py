@@ -78,8 +78,14 @@ class SqlSource:
     """
 
     def __init__(
-        self, name: str, url: str, *, table: str | None = None, query: str | None = None,
-        timestamp_column: str, timeout: float | None = None,
+        self,
+        name: str,
+        url: str,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        timestamp_column: str,
+        timeout: float | None = None,
     ) -> None:
         if (table is None) == (query is None):
             raise SourceError("give exactly one of table or query", source=name)
@@ -97,8 +103,9 @@ class SqlSource:
         dialect = parsed.get_backend_name()
         pool = {"pool_timeout": timeout} if timeout is not None and dialect != "sqlite" else {}
         try:
-            self.engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_arguments(dialect, timeout),
-                                           **pool)
+            self.engine = sa.create_engine(
+                parsed, pool_pre_ping=True, connect_args=connect_arguments(dialect, timeout), **pool
+            )
         except (ArgumentError, NoSuchModuleError, ImportError, TypeError) as err:
             raise SourceUnavailable(f"cannot use {self.redacted_url}: {self._scrub(err)}", source=name) from err
         statements = session_statements(self.engine.dialect.name, timeout)

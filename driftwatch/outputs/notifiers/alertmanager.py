@@ -52,5 +52,9 @@ class AlertmanagerNotifier:
 
     def send(self, event: Mapping[str, Any], delivery_id: str) -> None:
         """POST the alert (Alertmanager answers 200)."""
-        post(describe(self.kind, self.name, self._url), self._url, dumps(alertmanager_alerts(event, ttl=self.ttl)),
-             timeout=self.timeout)
+        post(
+            describe(self.kind, self.name, self._url),
+            self._url,
+            dumps(alertmanager_alerts(event, ttl=self.ttl)),
+            timeout=self.timeout,
+        )

@@ -87,7 +87,12 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def post(
-    sink: str, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str] | None = None,
+    sink: str,
+    url: str,
+    body: bytes,
+    *,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
     secrets: Iterable[str] = (),
 ) -> httpx.Response:
     """POST `body` as JSON once; return the 2xx response or raise `SinkUnavailable` / `SinkRejected`.

@@ -28,6 +28,10 @@ class LogNotifier:
         """Log the summary; the full event travels as the `notification` extra field (JSON log format)."""
         level = logging.INFO if event.get("status") == "resolved" else logging.WARNING
         link = report_link(event)
-        self._log.log(level, "alert %s%s", summary(event), f" · {link}" if link else "",
-                      extra={"sink": self.name, "delivery_id": delivery_id,
-                             "notification": dumps(dict(event)).decode("utf-8")})
+        self._log.log(
+            level,
+            "alert %s%s",
+            summary(event),
+            f" · {link}" if link else "",
+            extra={"sink": self.name, "delivery_id": delivery_id, "notification": dumps(dict(event)).decode("utf-8")},
+        )

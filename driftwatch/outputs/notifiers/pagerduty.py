@@ -60,5 +60,10 @@ class PagerDutyNotifier:
 
     def send(self, event: Mapping[str, Any], delivery_id: str) -> None:
         """POST one event (PagerDuty answers 202)."""
-        post(describe(self.kind, self.name, self._url), self._url, dumps(pagerduty_event(event, self._routing_key)),
-             timeout=self.timeout, secrets=[self._routing_key])
+        post(
+            describe(self.kind, self.name, self._url),
+            self._url,
+            dumps(pagerduty_event(event, self._routing_key)),
+            timeout=self.timeout,
+            secrets=[self._routing_key],
+        )

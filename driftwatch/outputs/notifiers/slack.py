@@ -25,8 +25,10 @@ def slack_message(event: Mapping[str, Any]) -> dict[str, Any]:
     status = str(event.get("status", "firing"))
     severity = str(event.get("severity", "warning"))
     emoji = _RESOLVED if status == "resolved" else _EMOJI.get((status, severity), ":warning:")
-    lines = [f"{emoji} *{status.upper()}* `{event.get('alertname', 'Alert')}` on *{target(event)}*",
-             f"*Severity:* {severity}"]
+    lines = [
+        f"{emoji} *{status.upper()}* `{event.get('alertname', 'Alert')}` on *{target(event)}*",
+        f"*Severity:* {severity}",
+    ]
     statistics = top_statistics(event)
     if statistics:
         lines.append("*Statistics:* " + ", ".join(statistics))

@@ -30,5 +30,11 @@ class WebhookNotifier:
         """POST `event`; the signature covers exactly the bytes sent and a fresh timestamp."""
         body = dumps(dict(event))
         headers = signature_headers(self._secret, delivery_id, body)
-        post(describe(self.kind, self.name, self._url), self._url, body, timeout=self.timeout, headers=headers,
-             secrets=[self._secret] if self._secret else [])
+        post(
+            describe(self.kind, self.name, self._url),
+            self._url,
+            body,
+            timeout=self.timeout,
+            headers=headers,
+            secrets=[self._secret] if self._secret else [],
+        )
