@@ -104,6 +104,7 @@ def test_full_report_exports_exact_feature_and_monitor_samples():
         ("driftwatch_monitor_last_success_timestamp_seconds", mon): T0.timestamp(),
         ("driftwatch_monitor_runs_total", mon): 1.0,
         ("driftwatch_monitor_run_failures_total", mon): 0.0,
+        ("driftwatch_monitor_runs_skipped_total", mon): 0.0,
         ("driftwatch_monitor_run_duration_seconds_sum", mon): 0.3,
         ("driftwatch_monitor_run_duration_seconds_count", mon): 1.0,
         ("driftwatch_build_info", (("version", "1.2.3"),)): 1.0,
@@ -152,12 +153,24 @@ def test_never_run_monitor_exports_only_counters_and_histogram():
     assert monitor_names == {
         "driftwatch_monitor_runs_total",
         "driftwatch_monitor_run_failures_total",
+        "driftwatch_monitor_runs_skipped_total",
         "driftwatch_monitor_run_duration_seconds_bucket",
         "driftwatch_monitor_run_duration_seconds_sum",
         "driftwatch_monitor_run_duration_seconds_count",
     }
     assert not any(name.startswith("driftwatch_feature") for name in names(samples))
     assert samples[("driftwatch_monitor_runs_total", (("monitor", "idle"),))] == 0.0
+
+
+def test_skipped_runs_are_counted_and_change_nothing_else():
+    """A skipped tick raises runs_skipped_total only: the last run's outcome, report and counters stay."""
+    before = ran(report(result(numeric())))
+    after = before.after_skip().after_skip()
+    samples, earlier = scrape({"payments": after}), scrape({"payments": before})
+    mon = (("monitor", "payments"),)
+    assert samples.pop(("driftwatch_monitor_runs_skipped_total", mon)) == 2.0
+    assert earlier.pop(("driftwatch_monitor_runs_skipped_total", mon)) == 0.0
+    assert samples == earlier
 
 
 def test_failed_run_sets_up_zero_and_keeps_last_success():
@@ -253,6 +266,7 @@ def test_counters_are_typed_counter_with_total_suffix():
     assert counters == {
         "driftwatch_monitor_runs": {"driftwatch_monitor_runs_total"},
         "driftwatch_monitor_run_failures": {"driftwatch_monitor_run_failures_total"},
+        "driftwatch_monitor_runs_skipped": {"driftwatch_monitor_runs_skipped_total"},
     }
 
 
