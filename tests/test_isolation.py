@@ -193,9 +193,11 @@ def test_kill_9_at_random_moments_loses_no_notification(tmp_path: Path) -> None:
                 time.sleep(chance.uniform(0.5, 3.0))
             finally:
                 daemon.kill()  # SIGKILL
+        path.write_text(path.read_text().replace("every: 1s", "every: 1h"))  # one last run: the outbox can drain
         daemon = DaemonProcess(path, port)
         try:
             daemon.wait_ready()
+            daemon.wait_for(lambda: daemon.json("/api/v1/monitors/churn")["outcome"] != "never", "the last run")
             daemon.wait_for(lambda: daemon.metrics().get(("driftwatch_outbox_pending", ())) == 0, "an empty outbox")
             assert daemon.stop() == 0
         finally:
