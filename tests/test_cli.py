@@ -221,17 +221,27 @@ def test_largest_durations_check(workdir: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("damage", [pytest.param(0, id="empty"), pytest.param(100, id="truncated")])
-def test_check_rebuilds_damaged_profile_cache(workdir: Path, damage: int) -> None:
-    """A 0-byte or truncated profile cache is rebuilt with a log line, and the rebuilt file is mode 644."""
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        pytest.param("header.json", 0, id="empty-header"),
+        pytest.param("f0_values.npy", 0, id="empty-values"),
+        pytest.param("f0_values.npy", 100, id="truncated-values"),
+    ],
+)
+def test_check_rebuilds_damaged_profile_cache(workdir: Path, name: str, damage: int) -> None:
+    """A 0-byte or truncated file of the profile cache is rebuilt with a log line; rebuilt files are mode 644."""
     first = driftwatch("check", "-c", "driftwatch.yaml", "--monitor", "from-files", cwd=workdir)
     assert first.returncode == 1, first.stderr
-    cache = workdir / "var" / "profiles" / "from-files.npz"
-    cache.write_bytes(cache.read_bytes()[:damage])
+    cache = workdir / "var" / "profiles" / "from-files"
+    [damaged] = [p for p in cache.iterdir() if p.name.endswith(name)]
+    damaged.write_bytes(damaged.read_bytes()[:damage])
     done = driftwatch("check", "-c", "driftwatch.yaml", "--monitor", "from-files", cwd=workdir)
     assert done.returncode == 1, done.stderr
     assert "rebuilding reference profile" in done.stderr and "unusable" in done.stderr
     assert "Traceback" not in done.stderr
-    assert cache.stat().st_size > damage
-    mode = subprocess.run(["stat", "-c", "%a", str(cache)], capture_output=True, text=True, check=True).stdout
-    assert mode.strip() == "644"
+    assert not (workdir / "var" / "profiles" / "from-files.npz").exists()
+    files = sorted(str(p) for p in cache.iterdir())
+    assert len(files) > 1 and all(os.path.getsize(f) > damage for f in files if f.endswith(name))
+    modes = subprocess.run(["stat", "-c", "%a", *files], capture_output=True, text=True, check=True).stdout
+    assert set(modes.split()) == {"644"}

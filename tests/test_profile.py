@@ -1,4 +1,5 @@
-"""Reference profiles: edges and counts, settings, the npz round trip, the fingerprint, and the cache on disk."""
+"""Reference profiles: edges and counts, settings, the round trip through `.npy` files, the fingerprint, and the
+cache on disk (a folder of memory-mapped `.npy` files, built one column at a time)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from driftwatch.core import profile as core_profile
+from driftwatch.core.partials import numeric_stats
 from driftwatch.core.profile import (
     PROFILE_VERSION,
     CategoricalProfile,
+    Fingerprint,
     NumericProfile,
     Profile,
     ProfileSettings,
@@ -23,10 +27,9 @@ from driftwatch.core.profile import (
     profile_from_arrays,
     profile_header,
 )
-from driftwatch.core.stats import numeric_stats
 from driftwatch.errors import ProfileError
 from driftwatch.runtime import profiles
-from driftwatch.runtime.profiles import cached_profile, load_profile
+from driftwatch.runtime.profiles import HEADER, cached_profile, load_profile, save_profile
 
 
 def _reference(seed: int = 0, rows: int = 500) -> dict[str, np.ndarray]:
@@ -45,9 +48,13 @@ def _profile(reference: dict[str, np.ndarray] | None = None, settings: ProfileSe
 
 
 def _saved(profile: Profile, tmp_path, meta=None):
-    path = tmp_path / "profile.npz"
-    np.savez(path, **profile_arrays(profile, meta))
-    return np.load(path)
+    """profile_arrays written one `.npy` per array and read back memory-mapped, as the cache does."""
+    arrays = profile_arrays(profile, meta)
+    loaded = {"header": arrays.pop("header")}
+    for name, array in arrays.items():
+        np.save(tmp_path / f"{name}.npy", array)
+        loaded[name] = np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+    return loaded
 
 
 def test_build_profile_numeric_and_categorical():
@@ -100,8 +107,8 @@ def test_profile_arrays_are_read_only():
             array[0] = 0
 
 
-def test_round_trip_through_npz(tmp_path):
-    """profile_arrays -> numpy.savez -> numpy.load -> profile_from_arrays gives an identical profile."""
+def test_round_trip_through_npy_files(tmp_path):
+    """profile_arrays -> numpy.save -> numpy.load(mmap_mode="r") -> profile_from_arrays gives an identical profile."""
     profile = _profile(settings=ProfileSettings(bins=7, binning="uniform", epsilon=1e-3))
     loaded = profile_from_arrays(_saved(profile, tmp_path, {"source": "train.parquet"}))
     assert loaded.settings == profile.settings
@@ -168,11 +175,67 @@ def test_other_version_raises_value_error(tmp_path, version):
         del header["version"]
     else:
         header["version"] = version
-    arrays["header"] = np.array(json.dumps(header))
-    path = tmp_path / "old.npz"
-    np.savez(path, **arrays)
+    arrays["header"] = json.dumps(header)
     with pytest.raises(ValueError, match="version"):
-        profile_from_arrays(np.load(path))
+        profile_from_arrays(arrays)
+
+
+def test_npz_of_arrays_still_loads(tmp_path):
+    """profile_from_arrays takes any mapping of array-likes, e.g. a numpy.savez file (header as a 0-d string array)."""
+    profile = _profile()
+    path = tmp_path / "profile.npz"
+    np.savez(path, **profile_arrays(profile))
+    with np.load(path) as arrays:
+        assert profile_from_arrays(arrays).fingerprint == profile.fingerprint
+
+
+def test_loading_uses_memory_maps_without_copying(tmp_path):
+    """Loaded float64 memory maps are the profile's sorted values (no copy), read-only, with std from the header."""
+    profile = _profile()
+    arrays = _saved(profile, tmp_path)
+    loaded = profile_from_arrays(arrays)
+    x = loaded.features["x"]
+    assert isinstance(x, NumericProfile)
+    assert isinstance(x.sorted_values.base, np.memmap)
+    assert np.shares_memory(x.sorted_values, arrays["f0_values"])
+    assert not x.sorted_values.flags.writeable
+    assert "std" in vars(x), "taken from the header, not computed from the values"
+    assert x.std == profile.features["x"].std
+
+
+@pytest.mark.parametrize(
+    ("key", "array", "message"),
+    [
+        pytest.param("f0_values", np.zeros(3), "3 values, expected 490", id="values-size"),
+        pytest.param("f0_counts", np.zeros(3, dtype=np.int64), "3 counts for 9 edges", id="numeric-counts"),
+        pytest.param("f2_counts", np.zeros(1, dtype=np.int64), "1 counts for 3 categories", id="categorical-counts"),
+        pytest.param("f0_edges", np.zeros((2, 2)), "1-d", id="shape"),
+    ],
+)
+def test_arrays_that_do_not_fit_the_header_raise_value_error(key, array, message):
+    """An array whose size does not fit the header (a mixed-up or damaged cache) raises ValueError."""
+    arrays = profile_arrays(_profile())
+    arrays[key] = array
+    with pytest.raises(ValueError, match=message):
+        profile_from_arrays(arrays)
+
+
+def test_fingerprint_is_the_same_hashed_in_chunks(monkeypatch):
+    """Sorted values hashed a few at a time give the fingerprint of one piece (the chunk bounds only the copy)."""
+    whole = _profile().fingerprint
+    monkeypatch.setattr(core_profile, "_HASH_CHUNK", 7)
+    assert _profile().fingerprint == whole
+
+
+def test_fingerprint_takes_features_in_name_order():
+    """Fingerprint.add of features one by one in name order equals build_profile's; another order raises."""
+    profile = _profile()
+    fingerprint = Fingerprint(profile.settings)
+    for name in sorted(profile.features):
+        fingerprint.add(profile.features[name])
+    assert fingerprint.hexdigest() == profile.fingerprint
+    with pytest.raises(ValueError, match="name order"):
+        fingerprint.add(profile.features["c"])
 
 
 def test_fingerprint_ignores_row_order():
@@ -259,58 +322,162 @@ def test_integral_prefix_sums_are_read_only_and_exact():
 # --- the cache on disk (driftwatch.runtime.profiles) ----------------------------------------------------------
 
 
-def _cached(tmp_path):
-    """cached_profile of a small parquet reference, caching to tmp_path/cache/m.npz."""
+def _cached(tmp_path, cache="m"):
+    """cached_profile of a small parquet reference, caching to the folder tmp_path/cache/m."""
     reference = tmp_path / "ref.parquet"
     if not reference.exists():
         pd.DataFrame({"x": np.random.default_rng(0).normal(size=300), "c": ["a", "b", "c"] * 100}).to_parquet(reference)
     return cached_profile(
-        reference, tmp_path / "cache" / "m.npz", numeric=["x"], categorical=["c"], settings=ProfileSettings()
+        reference, tmp_path / "cache" / cache, numeric=["x"], categorical=["c"], settings=ProfileSettings()
     )
 
 
+def _files(folder):
+    """The names in a cache folder, with the generation replaced by `G`."""
+    generation = json.loads((folder / HEADER).read_text())["meta"]["generation"]
+    return sorted(p.name.replace(generation, "G") for p in folder.iterdir())
+
+
+def test_cache_layout_and_memory_mapped_load(tmp_path):
+    """The cache is a folder: header.json and one .npy per array; a load memory-maps the sorted values."""
+    built = _cached(tmp_path)
+    folder = tmp_path / "cache" / "m"
+    assert _files(folder) == ["G.f0_counts.npy", "G.f0_edges.npy", "G.f0_values.npy", "G.f1_counts.npy", HEADER]
+    header = json.loads((folder / HEADER).read_text())
+    assert header["version"] == PROFILE_VERSION and header["fingerprint"] == built.fingerprint
+    assert header["features"][0]["std"] == built.features["x"].std
+    loaded = load_profile(folder)
+    x = loaded.features["x"]
+    assert isinstance(x, NumericProfile) and isinstance(x.sorted_values.base, np.memmap)
+    assert "std" in vars(x) and x.std == built.features["x"].std
+    batch = np.random.default_rng(9).normal(0.2, 1, 300)
+    assert numeric_stats(x, batch) == numeric_stats(built.features["x"], batch)
+
+
+def test_built_profile_is_memory_mapped_and_equals_whole_frame_build(tmp_path, monkeypatch):
+    """cached_profile reads one column per call, keeps the written values memory-mapped, and gives
+    build_profile's profile of the whole frame."""
+    reads = []
+    real = profiles.read_reference
+
+    def spy(path, columns=None):
+        reads.append(list(columns))
+        return real(path, columns)
+
+    monkeypatch.setattr(profiles, "read_reference", spy)
+    built = _cached(tmp_path)
+    assert sorted(reads) == [["c"], ["x"]]
+    frame = pd.read_parquet(tmp_path / "ref.parquet")
+    whole = build_profile({c: frame[c].to_numpy() for c in frame.columns}, numeric=["x"], categorical=["c"])
+    assert built.fingerprint == whole.fingerprint
+    assert list(built.features) == ["x", "c"] and built.rows == 300
+    x = built.features["x"]
+    assert isinstance(x, NumericProfile) and isinstance(x.sorted_values.base, np.memmap)
+    np.testing.assert_array_equal(x.sorted_values, whole.features["x"].sorted_values)
+
+
+def test_csv_reference_is_profiled_column_by_column(tmp_path):
+    """A csv reference gives the same profile as the same data in parquet."""
+    frame = pd.DataFrame({"x": np.random.default_rng(1).normal(size=200), "c": ["a", "b"] * 100})
+    frame.to_csv(tmp_path / "ref.csv", index=False)
+    frame.to_parquet(tmp_path / "ref.parquet")
+    kwargs = {"numeric": ["x"], "categorical": ["c"], "settings": ProfileSettings()}
+    from_csv = cached_profile(tmp_path / "ref.csv", tmp_path / "a", **kwargs)
+    from_parquet = cached_profile(tmp_path / "ref.parquet", tmp_path / "b", **kwargs)
+    assert from_csv.fingerprint == from_parquet.fingerprint
+
+
+def test_save_and_load_empty_and_constant_features(tmp_path):
+    """save_profile / load_profile keep all-missing (0 values) and constant numeric features."""
+    profile = build_profile({"e": np.array([np.nan, np.nan]), "k": np.full(5, 2.0)}, numeric=["e", "k"])
+    save_profile(profile, tmp_path / "p", key="k1")
+    loaded = load_profile(tmp_path / "p", key="k1")
+    assert loaded.fingerprint == profile.fingerprint
+    assert loaded.features["e"].rows == 2 and loaded.features["k"].edges.tolist() == [2.0]
+    with pytest.raises(ProfileError, match="another reference"):
+        load_profile(tmp_path / "p", key="k2")
+
+
+def test_old_npz_cache_is_rebuilt_and_removed(tmp_path, caplog):
+    """A layout-1 `m.npz` cache is not read: the folder `m` is built and the stale file removed."""
+    stale = tmp_path / "cache" / "m.npz"
+    stale.parent.mkdir()
+    stale.write_bytes(b"PK\x03\x04 an old zip")
+    with caplog.at_level(logging.INFO, logger="driftwatch.profiles"):
+        built = _cached(tmp_path, "m.npz")
+    assert not stale.exists()
+    assert [p.name for p in stale.parent.iterdir()] == ["m"]
+    assert load_profile(stale.parent / "m").fingerprint == built.fingerprint
+    assert any("rebuilding reference profile" in r.getMessage() for r in caplog.records)
+
+
+def _damage(path, how):
+    whole = path.read_bytes()
+    path.write_bytes({"0-byte": b"", "truncated": whole[: len(whole) // 2], "garbage": b"\x00garbage" * 10}[how])
+
+
 @pytest.mark.parametrize(
-    "keep",
+    ("target", "how"),
     [
-        pytest.param(0, id="0-byte"),
-        pytest.param(22, id="zip-header-only"),
-        pytest.param(-100, id="truncated-end"),
-        pytest.param(None, id="garbage"),
+        *(
+            pytest.param(target, how, id=f"{target}-{how}")
+            for target in (HEADER, "G.f0_values.npy", "G.f0_edges.npy", "G.f1_counts.npy")
+            for how in ("0-byte", "truncated", "garbage")
+        ),
+        pytest.param("missing", None, id="missing-values-file"),
     ],
 )
-def test_damaged_cache_is_rebuilt(tmp_path, caplog, keep):
-    """A 0-byte, truncated or garbage profile cache is rebuilt with a log line, not an EOFError."""
+def test_damaged_cache_is_rebuilt(tmp_path, caplog, target, how):
+    """A 0-byte, truncated, garbage or missing file of the cache is rebuilt with a log line, not an error."""
     built = _cached(tmp_path)
-    cache = tmp_path / "cache" / "m.npz"
-    whole = cache.read_bytes()
-    cache.write_bytes(b"\x00garbage" * 10 if keep is None else whole[:keep])
+    folder = tmp_path / "cache" / "m"
+    generation = json.loads((folder / HEADER).read_text())["meta"]["generation"]
+    if target == "missing":
+        (folder / f"{generation}.f0_values.npy").unlink()
+    else:
+        _damage(folder / target.replace("G", generation), how)
     with pytest.raises(ProfileError, match="unusable"):
-        load_profile(cache)
+        load_profile(folder)
     with caplog.at_level(logging.INFO, logger="driftwatch.profiles"):
         again = _cached(tmp_path)
     assert again.fingerprint == built.fingerprint
     assert any(
         "rebuilding reference profile" in r.getMessage() and "unusable" in r.getMessage() for r in caplog.records
     )
-    assert cache.read_bytes() == whole
-    assert load_profile(cache).fingerprint == built.fingerprint
+    assert load_profile(folder).fingerprint == built.fingerprint
+    assert json.loads((folder / HEADER).read_text())["meta"]["generation"] != generation
+    assert _files(folder) == ["G.f0_counts.npy", "G.f0_edges.npy", "G.f0_values.npy", "G.f1_counts.npy", HEADER]
+
+
+def test_other_inputs_rebuild_and_remove_the_old_generation(tmp_path, caplog):
+    """A cache of another reference is rebuilt in place: the old generation's files are removed."""
+    _cached(tmp_path)
+    (tmp_path / "ref.parquet").unlink()
+    pd.DataFrame({"x": np.arange(50.0), "c": ["z"] * 50}).to_parquet(tmp_path / "ref.parquet")
+    with caplog.at_level(logging.INFO, logger="driftwatch.profiles"):
+        built = _cached(tmp_path)
+    assert built.rows == 50
+    assert any("another reference" in r.getMessage() for r in caplog.records)
+    folder = tmp_path / "cache" / "m"
+    assert _files(folder) == ["G.f0_counts.npy", "G.f0_edges.npy", "G.f0_values.npy", "G.f1_counts.npy", HEADER]
 
 
 def test_cache_is_mode_644_whatever_the_umask(tmp_path):
-    """The cache file is readable by others (`stat -c %a` gives 644) even under umask 077, with no temp files left."""
+    """Every cache file is readable by others (`stat -c %a` gives 644) even under umask 077, no temp files left."""
     old = os.umask(0o077)
     try:
         _cached(tmp_path)
     finally:
         os.umask(old)
-    cache = tmp_path / "cache" / "m.npz"
-    mode = subprocess.run(["stat", "-c", "%a", str(cache)], capture_output=True, text=True, check=True).stdout
-    assert mode.strip() == "644"
-    assert [p.name for p in cache.parent.iterdir()] == ["m.npz"]
+    folder = tmp_path / "cache" / "m"
+    paths = sorted(str(p) for p in folder.iterdir())
+    modes = subprocess.run(["stat", "-c", "%a", *paths], capture_output=True, text=True, check=True).stdout
+    assert modes.split() == ["644"] * 5
+    assert _files(folder) == ["G.f0_counts.npy", "G.f0_edges.npy", "G.f0_values.npy", "G.f1_counts.npy", HEADER]
 
 
 def test_unwritable_cache_still_gives_the_profile(tmp_path, caplog, monkeypatch):
-    """A cache that cannot be written is logged; the run still gets its profile."""
+    """A cache that cannot be written is logged; the run still gets its profile, and no partial files remain."""
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
@@ -320,3 +487,25 @@ def test_unwritable_cache_still_gives_the_profile(tmp_path, caplog, monkeypatch)
         profile = _cached(tmp_path)
     assert profile.rows == 300
     assert any("cannot save it" in r.getMessage() for r in caplog.records)
+    assert list((tmp_path / "cache" / "m").iterdir()) == []
+
+
+def test_cache_failing_midway_still_gives_the_profile(tmp_path, caplog, monkeypatch):
+    """A write failing after some features were saved (disk full) leaves no files; the profile is complete."""
+    calls = []
+    real = profiles.write_durably
+
+    def fill_up(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) > 2:
+            raise OSError(28, "No space left on device")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(profiles, "write_durably", fill_up)
+    with caplog.at_level(logging.WARNING, logger="driftwatch.profiles"):
+        profile = _cached(tmp_path)
+    assert set(profile.features) == {"x", "c"} and profile.rows == 300
+    assert any("No space left" in r.getMessage() for r in caplog.records)
+    assert list((tmp_path / "cache" / "m").iterdir()) == []
+    batch = np.random.default_rng(9).normal(0.2, 1, 300)
+    assert numeric_stats(profile.features["x"], batch) is not None

@@ -4,8 +4,11 @@ A numeric feature keeps its sorted finite reference values (exact KS and Wassers
 cost one sort of the batch) and its PSI bin edges and counts; a categorical feature keeps its category
 counts. Derived on first use and never saved: the reference's standard deviation, its CDF integral
 (`NumericProfile.integral`, for small batches) and a coarse `ReferenceGrid` (for large batches).
-`profile_arrays` / `profile_from_arrays` turn a profile into flat numpy arrays and back, so the shell
-can store it as one `.npz` file; the fingerprint hashes the data and settings it came from.
+`profile_arrays` / `profile_from_arrays` turn a profile into a JSON header and flat numpy arrays and back
+(`feature_arrays` / `feature_from_arrays` one feature at a time), so the shell can store a `.npy` file per array
+and hand back read-only memory maps, which are used as given, never copied; the header carries each numeric
+feature's `std`, so loading does not scan the values. The fingerprint hashes the data and settings it came from
+(`Fingerprint` takes the features one at a time, for a profile built column by column).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ IntArray = npt.NDArray[np.int64]
 GRID_SIZE = 16_384
 
 #: Version of the saved profile layout; a file of another version is rebuilt, not misread.
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -214,8 +217,13 @@ def build_profile(
         features[name] = profile_numeric(name, _column(reference, name), settings)
     for name in categorical:
         features[name] = profile_categorical(name, _column(reference, name))
+    return assemble_profile(features, settings, _fingerprint(features, settings))
+
+
+def assemble_profile(features: Mapping[str, FeatureProfile], settings: ProfileSettings, fingerprint: str) -> Profile:
+    """The profile of already profiled `features` (in report order); its rows are the longest feature's."""
     rows = max((f.rows for f in features.values()), default=0)
-    return Profile(MappingProxyType(features), settings, rows, _fingerprint(features, settings))
+    return Profile(MappingProxyType(dict(features)), settings, rows, fingerprint)
 
 
 def _column(frame: Mapping[str, npt.ArrayLike], name: str) -> npt.ArrayLike:
@@ -224,75 +232,148 @@ def _column(frame: Mapping[str, npt.ArrayLike], name: str) -> npt.ArrayLike:
     return frame[name]
 
 
-def _fingerprint(features: Mapping[str, FeatureProfile], settings: ProfileSettings) -> str:
-    """sha256 of the settings and of every feature's sorted values or category counts (row order free)."""
-    digest = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
-    for name in sorted(features):
-        feature = features[name]
-        digest.update(f"\0{feature.kind}\0{name}\0{feature.rows}\0{feature.missing}\0".encode())
+#: Values hashed per `update` by `Fingerprint` (bounds the temporary copy, not the digest).
+_HASH_CHUNK = 1 << 20
+
+
+class Fingerprint:
+    """sha256 of the settings and of every feature's sorted values or category counts (row order free).
+
+    Features are added one at a time in name order (`add` raises ValueError otherwise), so a profile built
+    column by column gets the same fingerprint as `build_profile` of the whole frame.
+    """
+
+    def __init__(self, settings: ProfileSettings) -> None:
+        self._digest = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
+        self._last: str | None = None
+
+    def add(self, feature: FeatureProfile) -> None:
+        """Hash `feature`, whose name must sort after the previous one's."""
+        if self._last is not None and feature.name <= self._last:
+            raise ValueError(f"feature {feature.name!r} added after {self._last!r}: add features in name order")
+        self._last = feature.name
+        self._digest.update(f"\0{feature.kind}\0{feature.name}\0{feature.rows}\0{feature.missing}\0".encode())
         if isinstance(feature, NumericProfile):
-            digest.update(np.ascontiguousarray(feature.sorted_values + 0.0).tobytes())  # -0.0 -> 0.0
+            values = feature.sorted_values
+            for start in range(0, values.size, _HASH_CHUNK):
+                chunk = values[start : start + _HASH_CHUNK] + 0.0  # -0.0 -> 0.0
+                self._digest.update(np.ascontiguousarray(chunk).tobytes())
         else:
-            digest.update(
-                json.dumps(dict(zip(feature.categories, feature.counts.tolist(), strict=True)), sort_keys=True).encode()
-            )
-    return digest.hexdigest()
+            counted = dict(zip(feature.categories, feature.counts.tolist(), strict=True))
+            self._digest.update(json.dumps(counted, sort_keys=True).encode())
+
+    def hexdigest(self) -> str:
+        """The fingerprint of the features added so far."""
+        return self._digest.hexdigest()
+
+
+def _fingerprint(features: Mapping[str, FeatureProfile], settings: ProfileSettings) -> str:
+    """The `Fingerprint` of `features` (any order) and `settings`."""
+    fingerprint = Fingerprint(settings)
+    for name in sorted(features):
+        fingerprint.add(features[name])
+    return fingerprint.hexdigest()
+
+
+def feature_header(feature: FeatureProfile) -> dict[str, Any]:
+    """What the header stores of a feature: name, kind, rows, missing, and `std` or `categories`."""
+    item: dict[str, Any] = {
+        "name": feature.name,
+        "kind": feature.kind,
+        "rows": feature.rows,
+        "missing": feature.missing,
+    }
+    if isinstance(feature, NumericProfile):
+        item["std"] = feature.std
+    else:
+        item["categories"] = list(feature.categories)
+    return item
+
+
+def feature_arrays(feature: FeatureProfile) -> dict[str, Any]:
+    """The arrays of a feature: `counts`, and for a numeric one `values` (sorted, sized like the reference) and
+    `edges`."""
+    if isinstance(feature, NumericProfile):
+        return {"values": feature.sorted_values, "edges": feature.edges, "counts": feature.counts}
+    return {"counts": feature.counts}
+
+
+def feature_from_arrays(item: Mapping[str, Any], arrays: Mapping[str, Any]) -> FeatureProfile:
+    """The feature stored as `feature_header` and `feature_arrays`; ValueError if the arrays do not fit it.
+
+    Arrays of the right dtype are used as given, not copied (a read-only float64 memory map stays mapped);
+    others are converted. A header `std` is taken as is, not recomputed from the values.
+    """
+    name, rows, missing = str(item["name"]), int(item["rows"]), int(item["missing"])
+    counts = _read_only(arrays["counts"], np.int64)
+    if item["kind"] == "categorical":
+        categories = tuple(str(c) for c in item["categories"])
+        if counts.shape != (len(categories),):
+            raise ValueError(f"feature {name!r}: {counts.size} counts for {len(categories)} categories")
+        return CategoricalProfile(name, categories, counts, rows, missing)
+    values = _read_only(arrays["values"], np.float64)
+    if values.shape != (rows - missing,):
+        raise ValueError(f"feature {name!r}: {values.size} values, expected {rows - missing}")
+    edges = _read_only(arrays["edges"], np.float64)
+    if counts.shape != (edges.size + 1,):
+        raise ValueError(f"feature {name!r}: {counts.size} counts for {edges.size} edges")
+    feature = NumericProfile(name, values, edges, counts, rows, missing)
+    if "std" in item:
+        vars(feature)["std"] = float(item["std"])  # the cached_property's slot: no scan of the values
+    return feature
+
+
+def _read_only(array: Any, dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """`array` as a read-only 1-d ndarray of `dtype`: a view when it already is one (no copy), else converted."""
+    out: npt.NDArray[Any] = np.asarray(array, dtype=dtype)
+    if out.ndim != 1:
+        raise ValueError(f"expected a 1-d array, got shape {out.shape}")
+    if out.flags.writeable:
+        out = out.view()
+        out.setflags(write=False)
+    return out
 
 
 def profile_arrays(profile: Profile, meta: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The profile as flat numpy arrays (for `numpy.savez`); `meta` is stored alongside as JSON."""
+    """The profile as a JSON header (key `header`) and flat numpy arrays `f<i>_<array>` (see `feature_arrays`).
+
+    `meta` is stored in the header. The arrays are the profile's own (read-only), not copies.
+    """
     header = {
         "version": PROFILE_VERSION,
         "fingerprint": profile.fingerprint,
         "settings": asdict(profile.settings),
         "rows": profile.rows,
         "meta": dict(meta or {}),
-        "features": [
-            {
-                "name": f.name,
-                "kind": f.kind,
-                "rows": f.rows,
-                "missing": f.missing,
-                **({"categories": list(f.categories)} if isinstance(f, CategoricalProfile) else {}),
-            }
-            for f in profile.features.values()
-        ],
+        "features": [feature_header(f) for f in profile.features.values()],
     }
-    arrays: dict[str, Any] = {"header": np.array(json.dumps(header))}
+    arrays: dict[str, Any] = {"header": json.dumps(header)}
     for i, feature in enumerate(profile.features.values()):
-        arrays[f"f{i}_counts"] = feature.counts
-        if isinstance(feature, NumericProfile):
-            arrays[f"f{i}_values"] = feature.sorted_values
-            arrays[f"f{i}_edges"] = feature.edges
+        for key, array in feature_arrays(feature).items():
+            arrays[f"f{i}_{key}"] = array
     return arrays
 
 
 def profile_header(arrays: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON header of saved profile arrays (version, fingerprint, settings, meta, features)."""
-    header: dict[str, Any] = json.loads(str(arrays["header"][()]))
+    """The JSON header of saved profile arrays (version, fingerprint, settings, rows, meta, features).
+
+    The header may be given as JSON text or as a 0-d numpy string array (what `numpy.load` gives of a str).
+    """
+    raw = arrays["header"]
+    header: dict[str, Any] = json.loads(raw if isinstance(raw, str) else str(np.asarray(raw)[()]))
     return header
 
 
 def profile_from_arrays(arrays: Mapping[str, Any]) -> Profile:
-    """The profile stored by `profile_arrays`; ValueError if its version is not `PROFILE_VERSION`."""
+    """The profile stored by `profile_arrays`; ValueError if its version is not `PROFILE_VERSION` or an array
+    does not fit the header. Arrays are used as given where their dtype fits (see `feature_from_arrays`)."""
     header = profile_header(arrays)
     if header.get("version") != PROFILE_VERSION:
         raise ValueError(f"profile version {header.get('version')} is not {PROFILE_VERSION}")
     settings = ProfileSettings(**header["settings"])
     features: dict[str, FeatureProfile] = {}
     for i, item in enumerate(header["features"]):
-        counts = np.asarray(arrays[f"f{i}_counts"], dtype=np.int64)
-        if item["kind"] == "numeric":
-            features[item["name"]] = NumericProfile(
-                item["name"],
-                np.asarray(arrays[f"f{i}_values"], dtype=np.float64),
-                np.asarray(arrays[f"f{i}_edges"], dtype=np.float64),
-                counts,
-                item["rows"],
-                item["missing"],
-            )
-        else:
-            features[item["name"]] = CategoricalProfile(
-                item["name"], tuple(item["categories"]), counts, item["rows"], item["missing"]
-            )
+        prefix = f"f{i}_"
+        own = {key[len(prefix) :]: arrays[key] for key in arrays if key.startswith(prefix)}
+        features[item["name"]] = feature_from_arrays(item, own)
     return Profile(MappingProxyType(features), settings, header["rows"], header["fingerprint"])

@@ -18,8 +18,13 @@ from typing import BinaryIO
 READABLE_MODE = 0o644
 
 
-def write_durably(path: Path, write: Callable[[BinaryIO], object], *, mode: int = READABLE_MODE) -> None:
-    """Replace `path` with what `write(file)` writes: temporary file, fsync, rename, fsync of the folder."""
+def write_durably(
+    path: Path, write: Callable[[BinaryIO], object], *, mode: int = READABLE_MODE, sync_folder: bool = True
+) -> None:
+    """Replace `path` with what `write(file)` writes: temporary file, fsync, rename, fsync of the folder.
+
+    With `sync_folder=False` the caller fsyncs the folder itself (`fsync_folder`), once after several files.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
@@ -33,7 +38,8 @@ def write_durably(path: Path, write: Callable[[BinaryIO], object], *, mode: int 
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_folder(path.parent)
+    if sync_folder:
+        fsync_folder(path.parent)
 
 
 def write_bytes_durably(path: Path, data: bytes, *, mode: int = READABLE_MODE) -> None:
