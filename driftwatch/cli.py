@@ -1,4 +1,9 @@
-"""The `driftwatch` command: run, check, validate, demo. Errors are one line; exit 2 for config/usage errors."""
+"""The `driftwatch` command: run, check, validate, demo. Errors are one line; exit 2 for config/usage errors.
+
+Startup is kept cheap: parsing arguments (and `--help`) imports only the standard library, the error tree and the
+log setup; each command imports what it needs (config and pydantic, data sources, statistics, the web stack) when
+it runs. tests/test_startup.py holds this line.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +12,20 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftwatch import __version__
-from driftwatch.config import load_config, parse_duration
-from driftwatch.core.report import Severity
 from driftwatch.errors import DriftwatchError
 from driftwatch.runtime.logs import setup_logging
-from driftwatch.runtime.monitor import (
-    RunResult,
-    open_sources,
-    prepare_monitor,
-    resolve_features,
-    result_dict,
-    run_monitor,
-)
-from driftwatch.runtime.store import Store
 
 if TYPE_CHECKING:
     import httpx
+
+    from driftwatch.config import Config
+    from driftwatch.runtime.monitor import RunResult
+    from driftwatch.runtime.store import Store
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 
@@ -111,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--drift-after",
         type=parse_duration,
-        default=parse_duration("60s"),
+        default=timedelta(seconds=60),
         help="when the production stream starts drifting (default: 60s)",
     )
     demo.set_defaults(func=cmd_demo)
@@ -135,6 +133,21 @@ def parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `2h`, `1h30m` ... as a timedelta (`driftwatch.config.parse_duration`, imported when an option uses it;
+    argparse names this function in its `invalid parse_duration value` message)."""
+    from driftwatch.config import parse_duration as parse
+
+    return parse(text)
+
+
+def load_config(path: Path) -> Config:
+    """The validated config at `path` (`driftwatch.config.load_config`, imported by the commands that read one)."""
+    from driftwatch.config import load_config as load
+
+    return load(path)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """`driftwatch run`: the daemon, until SIGTERM/SIGINT."""
     from driftwatch.runtime.daemon import Daemon, serve
@@ -145,6 +158,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`driftwatch validate`: load the config and check the references' columns; print a one-line summary."""
+    from driftwatch.runtime.monitor import resolve_features
+
     config = load_config(args.config)
     for monitor in config.monitors.values():
         resolve_features(monitor, config.sources[monitor.source].timestamp_column)
@@ -154,6 +169,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """`driftwatch check`: one run of each (or one) monitor with the window ending at --at."""
+    from driftwatch.core.report import Severity
+    from driftwatch.runtime.monitor import open_sources, prepare_monitor, result_dict, run_monitor
+
     config = load_config(args.config)
     names = [args.monitor] if args.monitor else list(config.monitors)
     if args.monitor and args.monitor not in config.monitors:
@@ -214,6 +232,8 @@ def _f(value: float | None, width: int, digits: int, kind: str = "f") -> str:
 
 def open_store(config_path: Path) -> Store:
     """The state store named by the config at `config_path`."""
+    from driftwatch.runtime.store import Store
+
     return Store(Path(load_config(config_path).state.path))
 
 

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from driftwatch.config.base import TABLE, Column, StrictModel, resolve_path
 
@@ -49,6 +47,9 @@ class SqlSourceConfig(StrictModel):
     @field_validator("url")
     @classmethod
     def _parse_url(cls, value: str, info: ValidationInfo) -> str:
+        from sqlalchemy.engine import make_url  # only a config with a sql source pays for sqlalchemy
+        from sqlalchemy.exc import ArgumentError
+
         try:
             url = make_url(value)
         except ArgumentError:
@@ -77,6 +78,8 @@ class SqlSourceConfig(StrictModel):
     @property
     def redacted_url(self) -> str:
         """The URL with its password masked, safe for logs and messages."""
+        from sqlalchemy.engine import make_url
+
         return make_url(self.url).render_as_string(hide_password=True)
 
 
