@@ -13,6 +13,12 @@ from driftwatch.config.base import TABLE, Column, StrictModel, resolve_path
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
+#: Rows per batch when a window is streamed (the same values as `driftwatch.sources.DEFAULT_BATCH_ROWS` and
+#: `MAX_BATCH_ROWS`; config does not import sources, a test keeps them equal).
+DEFAULT_BATCH_ROWS = 262_144
+MAX_BATCH_ROWS = 16 * 1024 * 1024
+BatchRows = Annotated[int, Field(ge=1, le=MAX_BATCH_ROWS)]
+
 
 class FileSourceConfig(StrictModel):
     """Parquet or CSV files: one path or a glob."""
@@ -20,6 +26,7 @@ class FileSourceConfig(StrictModel):
     kind: Literal["parquet", "csv"]
     path: Path
     timestamp_column: Column
+    batch_rows: BatchRows = DEFAULT_BATCH_ROWS
 
     @field_validator("path")
     @classmethod
@@ -43,6 +50,7 @@ class SqlSourceConfig(StrictModel):
     table: Annotated[str, Field(pattern=TABLE.pattern)] | None = None
     query: str | None = None
     timestamp_column: Column
+    batch_rows: BatchRows = DEFAULT_BATCH_ROWS
 
     @field_validator("url")
     @classmethod

@@ -1,22 +1,36 @@
 """Data sources: where batches (and the reference) come from.
 
-`open_source` builds a source from config-like arguments; every source honours the `DataSource` contract.
+`open_source` builds a source from config-like arguments; every source honours the `DataSource` contract:
+`read` gives a window whole, `window` gives it as a re-iterable `Window` of bounded batches.
 """
 
 from __future__ import annotations
 
 from driftwatch.errors import SourceError
-from driftwatch.sources.base import DataSource, read_reference, reference_columns
-from driftwatch.sources.files import CsvSource, ParquetSource
-from driftwatch.sources.memory import InMemorySource
-from driftwatch.sources.sql import SqlSource
+from driftwatch.sources.base import (
+    DEFAULT_BATCH_ROWS,
+    MAX_BATCH_ROWS,
+    DataSource,
+    Window,
+    read_reference,
+    reference_columns,
+)
+from driftwatch.sources.files import CsvSource, FileWindow, ParquetSource
+from driftwatch.sources.memory import FrameWindow, InMemorySource
+from driftwatch.sources.sql import SqlSource, SqlWindow
 
 __all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "MAX_BATCH_ROWS",
     "CsvSource",
     "DataSource",
+    "FileWindow",
+    "FrameWindow",
     "InMemorySource",
     "ParquetSource",
     "SqlSource",
+    "SqlWindow",
+    "Window",
     "open_source",
     "read_reference",
     "reference_columns",
@@ -35,18 +49,28 @@ def open_source(
     table: str | None = None,
     query: str | None = None,
     timeout: float | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> DataSource:
     """A source of `kind` (parquet, csv: `path` is a glob; sql: `url` with `table` or `query`).
 
-    `timeout` bounds each wait on a database (connect, pool, statement) in seconds.
+    `timeout` bounds each wait on a database (connect, pool, statement) in seconds; `batch_rows` is the default
+    size of the batches its windows yield.
     """
     if kind in ("parquet", "csv"):
         if not path:
             raise SourceError(f"a {kind} source needs a path", source=name)
         cls = ParquetSource if kind == "parquet" else CsvSource
-        return cls(name, path, timestamp_column)
+        return cls(name, path, timestamp_column, batch_rows=batch_rows)
     if kind == "sql":
         if not url:
             raise SourceError("a sql source needs a url", source=name)
-        return SqlSource(name, url, table=table, query=query, timestamp_column=timestamp_column, timeout=timeout)
+        return SqlSource(
+            name,
+            url,
+            table=table,
+            query=query,
+            timestamp_column=timestamp_column,
+            timeout=timeout,
+            batch_rows=batch_rows,
+        )
     raise SourceError(f"unknown source kind {kind!r} (expected one of {', '.join(KINDS)})", source=name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -18,15 +18,74 @@ ColumnKind = Literal["numeric", "categorical", "timestamp", "other"]
 
 _STRING_VIEW = pa.string_view() if hasattr(pa, "string_view") else None
 
+#: Rows per batch of a streamed read unless a source's `batch_rows` says otherwise (config mirrors both bounds).
+DEFAULT_BATCH_ROWS = 262_144
+MAX_BATCH_ROWS = 16 * 1024 * 1024
+
+
+class Window:
+    """The rows of one source with start <= timestamp < end, read in batches of at most `batch_rows` rows.
+
+    `batches()` yields frames holding exactly `columns` (in order, with a fresh 0-based index); an empty window
+    yields no frames. Every call starts a new pass over the SAME data: file sources froze their file list and each
+    file's size and mtime when the window was made (a file changed since raises SourceError naming it), SQL
+    sources re-run the query. Errors are those of `read`: `window()` may raise them (file sources check the schema
+    up front), and so may any pass. `rows_read` counts the rows the current (or last) pass has yielded so far.
+    Subclasses implement `_scan`, one pass of frames of any size (longer ones are cut here).
+    """
+
+    def __init__(self, source: str, start: datetime, end: datetime, columns: Sequence[str], *, batch_rows: int) -> None:
+        self.source = source
+        self.start = start
+        self.end = end
+        self.columns = tuple(columns)
+        self.batch_rows = checked_batch_rows(source, batch_rows)
+        self.rows_read = 0
+
+    def batches(self) -> Iterator[pd.DataFrame]:
+        """One pass: frames of 1 to `batch_rows` rows, in the same order on every pass."""
+        self.rows_read = 0
+        for frame in self._scan():
+            for offset in range(0, len(frame), self.batch_rows):
+                part = frame if len(frame) <= self.batch_rows else frame.iloc[offset : offset + self.batch_rows]
+                self.rows_read += len(part)
+                yield part.reset_index(drop=True)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One pass concatenated into a single frame (what `DataSource.read` returns)."""
+        frames = list(self.batches())
+        return pd.concat(frames, ignore_index=True) if frames else self._empty()
+
+    def _scan(self) -> Iterator[pd.DataFrame]:
+        raise NotImplementedError
+
+    def _empty(self) -> pd.DataFrame:
+        return empty_frame(self.columns)
+
+
+def checked_batch_rows(source: str, batch_rows: int) -> int:
+    """`batch_rows` if it is an int in [1, MAX_BATCH_ROWS], else SourceError."""
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or not 1 <= batch_rows <= MAX_BATCH_ROWS:
+        raise SourceError(
+            f"batch_rows must be an integer from 1 to {MAX_BATCH_ROWS} (got {batch_rows!r})", source=source
+        )
+    return batch_rows
+
 
 @runtime_checkable
 class DataSource(Protocol):
-    """Something that yields the rows of a time window as a pandas frame."""
+    """Something that yields the rows of a time window, whole (`read`) or in batches (`window`)."""
 
     name: str
 
     def read(self, start: datetime, end: datetime, columns: Sequence[str]) -> pd.DataFrame:
         """Exactly `columns`, in that order, for rows whose timestamp is in [start, end)."""
+        ...
+
+    def window(
+        self, start: datetime, end: datetime, columns: Sequence[str], *, batch_rows: int | None = None
+    ) -> Window:
+        """The rows `read` would return, as a re-iterable `Window` of batches (default: the source's batch_rows)."""
         ...
 
     def describe(self) -> str:

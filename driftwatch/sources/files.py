@@ -1,25 +1,31 @@
-"""Parquet and CSV sources over a glob of files, read with `pyarrow.dataset` (projection + window filter)."""
+"""Parquet and CSV sources over a glob of files, streamed with `pyarrow.dataset` (projection + window filter)."""
 
 from __future__ import annotations
 
 import glob
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from driftwatch.errors import SchemaMismatch, SourceUnavailable
-from driftwatch.sources.base import as_utc, check_columns, empty_frame, one_line
+from driftwatch.errors import SchemaMismatch, SourceError, SourceUnavailable
+from driftwatch.sources.base import DEFAULT_BATCH_ROWS, Window, as_utc, check_columns, checked_batch_rows, one_line
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROS_PER_TICK = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+#: Batches a scan decodes ahead of the consumer: memory stays a few batches, not the window.
+_BATCH_READAHEAD = 1
+#: Parquet is read through a buffered stream of this many bytes, not a whole column chunk at a time.
+_BUFFER_BYTES = 1 << 20
+_LOCAL = pafs.LocalFileSystem()
 
 
 def timestamp_bound(moment: datetime, arrow_type: pa.TimestampType) -> pa.Scalar:
@@ -31,21 +37,24 @@ def timestamp_bound(moment: datetime, arrow_type: pa.TimestampType) -> pa.Scalar
 
 
 class _FileSource:
-    """Shared read path: glob at read time, build a dataset, project and filter on the timestamp."""
+    """Shared read path: glob when a window is made, project and filter on the timestamp, one file at a time."""
 
     kind = "files"
 
-    def __init__(self, name: str, path_glob: str, timestamp_column: str) -> None:
+    def __init__(
+        self, name: str, path_glob: str, timestamp_column: str, *, batch_rows: int = DEFAULT_BATCH_ROWS
+    ) -> None:
         self.name = name
         self.path_glob = path_glob
         self.timestamp_column = timestamp_column
+        self.batch_rows = checked_batch_rows(name, batch_rows)
 
     def describe(self) -> str:
         """One line naming the kind, glob and timestamp column."""
         return f"{self.kind} files {self.path_glob} (timestamp column {self.timestamp_column})"
 
     def close(self) -> None:
-        """Nothing to release: every read opens and closes its files."""
+        """Nothing to release: every pass opens and closes its files."""
 
     def files(self) -> list[str]:
         """The files the glob matches right now, sorted."""
@@ -58,7 +67,20 @@ class _FileSource:
     def _probe(self, path: str) -> None:
         """Raise if `path` alone cannot be opened (used to name a corrupt file)."""
 
-    def _unavailable(self, err: Exception, files: list[str]) -> SourceUnavailable:
+    def _read_file(self, window: FileWindow, path: str) -> Iterator[pa.RecordBatch]:
+        """The window's rows of one file: a `pyarrow.dataset` scan with projection, filter and little read-ahead."""
+        dataset = ds.dataset([path], format=window.format, schema=window.schema)
+        scanner = dataset.scanner(
+            columns=window.projection,
+            filter=window.filter,
+            batch_size=window.batch_rows,
+            batch_readahead=_BATCH_READAHEAD,
+            fragment_readahead=1,
+        )
+        with scanner.to_reader() as reader:
+            yield from reader
+
+    def _unavailable(self, err: Exception, files: Sequence[str]) -> SourceUnavailable:
         message = one_line(err)
         culprit = next((path for path in files if path in message), None)
         if culprit is None:
@@ -73,24 +95,122 @@ class _FileSource:
 
     def read(self, start: datetime, end: datetime, columns: Sequence[str]) -> pd.DataFrame:
         """Exactly `columns` for rows with start <= timestamp < end, from the files matching now."""
-        files = self.files()
-        if not files:
-            return empty_frame(columns)
-        ts = self.timestamp_column
+        return self.window(start, end, columns).to_frame()
+
+    def window(
+        self, start: datetime, end: datetime, columns: Sequence[str], *, batch_rows: int | None = None
+    ) -> FileWindow:
+        """The window over the files matching now (frozen with their sizes and mtimes), read in batches."""
+        return FileWindow(self, start, end, columns, batch_rows=self.batch_rows if batch_rows is None else batch_rows)
+
+
+class FileWindow(Window):
+    """A window over a frozen list of files, scanned file by file with bounded read-ahead.
+
+    Each file is checked against its frozen size and mtime_ns just before a pass reads it; string columns come
+    out as pandas categoricals (`read` keeps pandas' string columns).
+    """
+
+    def __init__(
+        self, source: _FileSource, start: datetime, end: datetime, columns: Sequence[str], *, batch_rows: int
+    ) -> None:
+        super().__init__(source.name, start, end, columns, batch_rows=batch_rows)
+        self._source = source
+        self.files = tuple(source.files())
+        self._stamps = {path: _stamp(source, path) for path in self.files}
+        self.projection = list(dict.fromkeys(self.columns))
+        self.schema = pa.schema([])  # of the first file, as `pyarrow.dataset` unifies it; other files are cast to it
+        self.format: ds.FileFormat = ds.ParquetFileFormat()
+        self.filter: ds.Expression = ds.scalar(True)
+        if self.files:
+            self._prepare()
+
+    def _prepare(self) -> None:
+        source, files, ts = self._source, list(self.files), self._source.timestamp_column
         try:
-            dataset = ds.dataset(files, format=self._format(files))
+            self.format = source._format(files)
+            self.schema = ds.dataset(files, format=self.format).schema
         except (OSError, pa.ArrowException) as err:
-            raise self._unavailable(err, files) from err
-        check_columns(self.name, dataset.schema.names, [*columns, ts])
-        ts_type = dataset.schema.field(ts).type
+            raise source._unavailable(err, files) from err
+        check_columns(self.source, self.schema.names, [*self.columns, ts])
+        ts_type = self.schema.field(ts).type
         if not pa.types.is_timestamp(ts_type):
-            raise SchemaMismatch(f"timestamp column '{ts}' has type {ts_type}, expected a timestamp", source=self.name)
-        window = (ds.field(ts) >= timestamp_bound(start, ts_type)) & (ds.field(ts) < timestamp_bound(end, ts_type))
+            raise SchemaMismatch(
+                f"timestamp column '{ts}' has type {ts_type}, expected a timestamp", source=self.source
+            )
+        bounds = timestamp_bound(self.start, ts_type), timestamp_bound(self.end, ts_type)
+        self.filter = (ds.field(ts) >= bounds[0]) & (ds.field(ts) < bounds[1])
+
+    def record_batches(self) -> Iterator[pa.RecordBatch]:
+        """One pass as arrow record batches of at most `batch_rows` rows (possibly empty ones), file by file."""
+        for path in self.files:
+            self._check_unchanged(path)
+            batches = self._source._read_file(self, path)
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                except (OSError, pa.ArrowException) as err:
+                    raise self._unreadable(path, err) from err
+                yield batch
+
+    def _scan(self) -> Iterator[pd.DataFrame]:
+        for batch in self.record_batches():
+            if batch.num_rows:
+                yield self._frame(batch.to_pandas(strings_to_categorical=True))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One pass as one frame, converted as a whole (string columns as pandas strings, like `read` always did)."""
+        if not self.files:
+            return self._empty()
+        self.rows_read = 0
+        table = pa.Table.from_batches(list(self.record_batches()), schema=self._projected_schema())
+        self.rows_read = table.num_rows
+        return self._frame(table.to_pandas())
+
+    def _projected_schema(self) -> pa.Schema:
+        return pa.schema([self.schema.field(name) for name in self.projection])
+
+    def _frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame if list(frame.columns) == list(self.columns) else frame[list(self.columns)]
+
+    def _check_unchanged(self, path: str) -> None:
         try:
-            table = dataset.to_table(columns=list(dict.fromkeys(columns)), filter=window)
-        except (OSError, pa.ArrowException) as err:
-            raise self._unavailable(err, files) from err
-        return table.to_pandas()[list(columns)]
+            now = os.stat(path)
+        except FileNotFoundError:
+            detail = "removed"
+        except OSError as err:
+            raise self._unreadable(path, err) from err
+        else:
+            size, mtime_ns = self._stamps[path]
+            if (now.st_size, now.st_mtime_ns) == (size, mtime_ns):
+                return
+            detail = f"size {size} -> {now.st_size} bytes" if now.st_size != size else "modified"
+        raise SourceError(f"file {path} changed between passes ({detail})", source=self.source)
+
+    def _unreadable(self, path: str, err: BaseException) -> SourceUnavailable:
+        return SourceUnavailable(f"cannot read {path}: {one_line(err)}", source=self.source)
+
+
+def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` with `schema`'s columns in order: cast to its types, a column the file lacks as nulls."""
+    columns = [
+        table.column(field.name).cast(field.type)
+        if field.name in table.column_names
+        else pa.nulls(len(table), field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _stamp(source: _FileSource, path: str) -> tuple[int, int]:
+    """A file's (size, mtime_ns), frozen with the window; SourceUnavailable if it cannot be stat'ed."""
+    try:
+        stat = os.stat(path)
+    except OSError as err:
+        raise SourceUnavailable(f"cannot read {path}: {one_line(err)}", source=source.name) from err
+    return stat.st_size, stat.st_mtime_ns
 
 
 class ParquetSource(_FileSource):
@@ -103,6 +223,29 @@ class ParquetSource(_FileSource):
 
     def _probe(self, path: str) -> None:
         pq.read_metadata(path)
+
+    def _read_file(self, window: FileWindow, path: str) -> Iterator[pa.RecordBatch]:
+        """The window's rows of one file, streamed page by page.
+
+        A dataset scan decodes a whole row group at a time (a default pyarrow row group is 1Mi rows), so this
+        picks the row groups the filter may match from their statistics, reads them with `iter_batches` through
+        a buffered stream, then casts to the window's schema and filters each batch.
+        """
+        fragment = window.format.make_fragment(os.path.abspath(path), _LOCAL)
+        row_groups = [
+            group.id
+            for piece in fragment.split_by_row_group(window.filter, schema=window.schema)
+            for group in piece.row_groups
+        ]
+        if not row_groups:
+            return
+        needed = list(dict.fromkeys([*window.projection, self.timestamp_column]))
+        target = pa.schema([window.schema.field(name) for name in needed])
+        with pq.ParquetFile(path, pre_buffer=False, buffer_size=_BUFFER_BYTES) as file:
+            present = [name for name in needed if name in file.schema_arrow.names]
+            for batch in file.iter_batches(window.batch_rows, row_groups=row_groups, columns=present):
+                table = _conformed(pa.Table.from_batches([batch]), target).filter(window.filter)
+                yield from table.select(window.projection).to_batches()
 
 
 class CsvSource(_FileSource):

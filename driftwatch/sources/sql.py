@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,16 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
 
 from driftwatch.errors import SchemaMismatch, SourceError, SourceUnavailable
-from driftwatch.sources.base import as_utc, check_columns, one_line, select_window
+from driftwatch.sources.base import (
+    DEFAULT_BATCH_ROWS,
+    Window,
+    as_utc,
+    check_columns,
+    checked_batch_rows,
+    empty_frame,
+    one_line,
+    select_window,
+)
 
 # Sessions run in UTC so naive columns compare as UTC and zoned values come back in UTC.
 _UTC_SESSION = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'"}
@@ -86,10 +95,12 @@ class SqlSource:
         query: str | None = None,
         timestamp_column: str,
         timeout: float | None = None,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
     ) -> None:
         if (table is None) == (query is None):
             raise SourceError("give exactly one of table or query", source=name)
         self.name = name
+        self.batch_rows = checked_batch_rows(name, batch_rows)
         self.table = table
         self.query = query
         self.timestamp_column = timestamp_column
@@ -123,15 +134,13 @@ class SqlSource:
 
     def read(self, start: datetime, end: datetime, columns: Sequence[str]) -> pd.DataFrame:
         """Exactly `columns` for rows with start <= timestamp < end."""
-        try:
-            with self.engine.connect() as conn:
-                if self.table is not None:
-                    frame = self._read_table(conn, self.table, start, end, columns)
-                else:
-                    frame = self._read_query(conn, start, end, columns)
-        except SQLAlchemyError as err:
-            raise SourceUnavailable(f"cannot read {self.redacted_url}: {self._scrub(err)}", source=self.name) from err
-        return self._parse_timestamps(frame)
+        return self.window(start, end, columns).to_frame()
+
+    def window(
+        self, start: datetime, end: datetime, columns: Sequence[str], *, batch_rows: int | None = None
+    ) -> SqlWindow:
+        """The window's rows streamed through a server-side cursor; each pass runs the query again."""
+        return SqlWindow(self, start, end, columns, batch_rows=self.batch_rows if batch_rows is None else batch_rows)
 
     def _bounds(self, start: datetime, end: datetime, *, naive: bool) -> dict[str, Any]:
         if self.engine.dialect.name == "sqlite":
@@ -140,9 +149,10 @@ class SqlSource:
             return {"start": as_utc(start).replace(tzinfo=None), "end": as_utc(end).replace(tzinfo=None)}
         return {"start": as_utc(start), "end": as_utc(end)}
 
-    def _read_table(
+    def _table_statement(
         self, conn: Connection, table: str, start: datetime, end: datetime, columns: Sequence[str]
-    ) -> pd.DataFrame:
+    ) -> tuple[sa.Select[Any], dict[str, Any]]:
+        """The SELECT of `columns` from `table` within the window, after checking the columns exist."""
         schema, _, bare = table.rpartition(".")
         try:
             info = sa.inspect(conn).get_columns(bare, schema=schema or None)
@@ -160,14 +170,34 @@ class SqlSource:
             .select_from(sa.table(bare, schema=schema or None))
             .where(stamp >= sa.bindparam("start"), stamp < sa.bindparam("end"))
         )
-        result = conn.execute(query, self._bounds(start, end, naive=naive))
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-        return frame[list(columns)]
+        return query, self._bounds(start, end, naive=naive)
 
-    def _read_query(self, conn: Connection, start: datetime, end: datetime, columns: Sequence[str]) -> pd.DataFrame:
-        result = conn.execute(sa.text(self.query or ""), self._bounds(start, end, naive=False))
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-        return select_window(self.name, frame, self.timestamp_column, start, end, columns)
+    def scan(self, start: datetime, end: datetime, columns: Sequence[str], batch_rows: int) -> Iterator[pd.DataFrame]:
+        """One pass: frames of at most `batch_rows` rows fetched through a server-side cursor."""
+        try:
+            with self.engine.connect() as conn:
+                statement: sa.Executable
+                if self.table is not None:
+                    statement, params = self._table_statement(conn, self.table, start, end, columns)
+                else:
+                    statement, params = sa.text(self.query or ""), self._bounds(start, end, naive=False)
+                stream = {"stream_results": True, "yield_per": batch_rows}
+                result = conn.execute(statement, params, execution_options=stream)
+                keys = list(result.keys())
+                if self.table is None:  # checked here too, so that an empty result still names a missing column
+                    check_columns(self.name, keys, [*columns, self.timestamp_column])
+                for rows in result.partitions(batch_rows):
+                    yield self._batch(pd.DataFrame(rows, columns=keys), start, end, columns)
+        except SQLAlchemyError as err:
+            raise SourceUnavailable(f"cannot read {self.redacted_url}: {self._scrub(err)}", source=self.name) from err
+
+    def _batch(self, frame: pd.DataFrame, start: datetime, end: datetime, columns: Sequence[str]) -> pd.DataFrame:
+        """Fetched rows as the window's frame: a query's rows filtered to the window, timestamps parsed."""
+        if self.table is None:
+            frame = select_window(self.name, frame, self.timestamp_column, start, end, columns)
+        elif list(frame.columns) != list(columns):
+            frame = frame[list(columns)]
+        return self._parse_timestamps(frame)
 
     def _parse_timestamps(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The timestamp column (when returned as text, as SQLite does) parsed to UTC timestamps."""
@@ -186,3 +216,21 @@ class SqlSource:
         cause = err.orig if isinstance(err, DBAPIError) and err.orig is not None else err
         message = one_line(cause)
         return message.replace(self._password, "***") if self._password else message
+
+
+class SqlWindow(Window):
+    """A window over a SQL source: each pass re-runs the query and streams its rows."""
+
+    def __init__(
+        self, source: SqlSource, start: datetime, end: datetime, columns: Sequence[str], *, batch_rows: int
+    ) -> None:
+        super().__init__(source.name, start, end, columns, batch_rows=batch_rows)
+        self._source = source
+
+    def _scan(self) -> Iterator[pd.DataFrame]:
+        for frame in self._source.scan(self.start, self.end, self.columns, self.batch_rows):
+            if len(frame):
+                yield frame
+
+    def _empty(self) -> pd.DataFrame:
+        return self._source._parse_timestamps(empty_frame(self.columns))
