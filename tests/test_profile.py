@@ -16,6 +16,7 @@ import pytest
 from driftwatch.core import profile as core_profile
 from driftwatch.core.partials import numeric_stats
 from driftwatch.core.profile import (
+    GRID_SIZE,
     PROFILE_VERSION,
     CategoricalProfile,
     Fingerprint,
@@ -26,6 +27,7 @@ from driftwatch.core.profile import (
     profile_arrays,
     profile_from_arrays,
     profile_header,
+    reference_grid,
 )
 from driftwatch.errors import ProfileError
 from driftwatch.runtime import profiles
@@ -201,6 +203,22 @@ def test_loading_uses_memory_maps_without_copying(tmp_path):
     assert not x.sorted_values.flags.writeable
     assert "std" in vars(x), "taken from the header, not computed from the values"
     assert x.std == profile.features["x"].std
+    assert "grid" in vars(x), "loaded, not derived from the values"
+    assert isinstance(x.grid.points.base, np.memmap)
+    derived = reference_grid(np.asarray(x.sorted_values), GRID_SIZE)
+    for field in ("points", "upto", "below", "gap_sums"):
+        np.testing.assert_array_equal(getattr(x.grid, field), getattr(derived, field), strict=True)
+
+
+def test_saved_grid_of_another_size_is_derived_again():
+    """A grid saved for another GRID_SIZE is ignored on load; the feature derives its own."""
+    arrays = profile_arrays(_profile())
+    header = profile_header(arrays)
+    header["features"][0]["grid_size"] = GRID_SIZE * 2
+    arrays["header"] = json.dumps(header)
+    x = profile_from_arrays(arrays).features["x"]
+    assert isinstance(x, NumericProfile) and "grid" not in vars(x)
+    assert x.grid.points.size <= GRID_SIZE
 
 
 @pytest.mark.parametrize(
@@ -210,6 +228,7 @@ def test_loading_uses_memory_maps_without_copying(tmp_path):
         pytest.param("f0_counts", np.zeros(3, dtype=np.int64), "3 counts for 9 edges", id="numeric-counts"),
         pytest.param("f2_counts", np.zeros(1, dtype=np.int64), "1 counts for 3 categories", id="categorical-counts"),
         pytest.param("f0_edges", np.zeros((2, 2)), "1-d", id="shape"),
+        pytest.param("f0_grid_upto", np.zeros(3, dtype=np.int64), "grid arrays", id="grid"),
     ],
 )
 def test_arrays_that_do_not_fit_the_header_raise_value_error(key, array, message):
@@ -332,6 +351,20 @@ def _cached(tmp_path, cache="m"):
     )
 
 
+#: The files of the cache of `_cached` (G: the generation).
+FILES = [
+    "G.f0_counts.npy",
+    "G.f0_edges.npy",
+    "G.f0_grid_below.npy",
+    "G.f0_grid_gap_sums.npy",
+    "G.f0_grid_points.npy",
+    "G.f0_grid_upto.npy",
+    "G.f0_values.npy",
+    "G.f1_counts.npy",
+    HEADER,
+]
+
+
 def _files(folder):
     """The names in a cache folder, with the generation replaced by `G`."""
     generation = json.loads((folder / HEADER).read_text())["meta"]["generation"]
@@ -339,10 +372,10 @@ def _files(folder):
 
 
 def test_cache_layout_and_memory_mapped_load(tmp_path):
-    """The cache is a folder: header.json and one .npy per array; a load memory-maps the sorted values."""
+    """The cache is a folder: header.json and one .npy per array; a load memory-maps the values and grid."""
     built = _cached(tmp_path)
     folder = tmp_path / "cache" / "m"
-    assert _files(folder) == ["G.f0_counts.npy", "G.f0_edges.npy", "G.f0_values.npy", "G.f1_counts.npy", HEADER]
+    assert _files(folder) == FILES
     header = json.loads((folder / HEADER).read_text())
     assert header["version"] == PROFILE_VERSION and header["fingerprint"] == built.fingerprint
     assert header["features"][0]["std"] == built.features["x"].std
@@ -350,6 +383,7 @@ def test_cache_layout_and_memory_mapped_load(tmp_path):
     x = loaded.features["x"]
     assert isinstance(x, NumericProfile) and isinstance(x.sorted_values.base, np.memmap)
     assert "std" in vars(x) and x.std == built.features["x"].std
+    assert "grid" in vars(x) and isinstance(x.grid.upto.base, np.memmap)
     batch = np.random.default_rng(9).normal(0.2, 1, 300)
     assert numeric_stats(x, batch) == numeric_stats(built.features["x"], batch)
 
@@ -421,7 +455,7 @@ def _damage(path, how):
     [
         *(
             pytest.param(target, how, id=f"{target}-{how}")
-            for target in (HEADER, "G.f0_values.npy", "G.f0_edges.npy", "G.f1_counts.npy")
+            for target in (HEADER, "G.f0_values.npy", "G.f0_edges.npy", "G.f0_grid_points.npy", "G.f1_counts.npy")
             for how in ("0-byte", "truncated", "garbage")
         ),
         pytest.param("missing", None, id="missing-values-file"),
@@ -446,7 +480,7 @@ def test_damaged_cache_is_rebuilt(tmp_path, caplog, target, how):
     )
     assert load_profile(folder).fingerprint == built.fingerprint
     assert json.loads((folder / HEADER).read_text())["meta"]["generation"] != generation
-    assert _files(folder) == ["G.f0_counts.npy", "G.f0_edges.npy", "G.f0_values.npy", "G.f1_counts.npy", HEADER]
+    assert _files(folder) == FILES
 
 
 def test_other_inputs_rebuild_and_remove_the_old_generation(tmp_path, caplog):
@@ -459,7 +493,7 @@ def test_other_inputs_rebuild_and_remove_the_old_generation(tmp_path, caplog):
     assert built.rows == 50
     assert any("another reference" in r.getMessage() for r in caplog.records)
     folder = tmp_path / "cache" / "m"
-    assert _files(folder) == ["G.f0_counts.npy", "G.f0_edges.npy", "G.f0_values.npy", "G.f1_counts.npy", HEADER]
+    assert _files(folder) == FILES
 
 
 def test_cache_is_mode_644_whatever_the_umask(tmp_path):
@@ -472,8 +506,8 @@ def test_cache_is_mode_644_whatever_the_umask(tmp_path):
     folder = tmp_path / "cache" / "m"
     paths = sorted(str(p) for p in folder.iterdir())
     modes = subprocess.run(["stat", "-c", "%a", *paths], capture_output=True, text=True, check=True).stdout
-    assert modes.split() == ["644"] * 5
-    assert _files(folder) == ["G.f0_counts.npy", "G.f0_edges.npy", "G.f0_values.npy", "G.f1_counts.npy", HEADER]
+    assert modes.split() == ["644"] * len(FILES)
+    assert _files(folder) == FILES
 
 
 def test_unwritable_cache_still_gives_the_profile(tmp_path, caplog, monkeypatch):

@@ -2,13 +2,13 @@
 
 A numeric feature keeps its sorted finite reference values (exact KS and Wasserstein against any batch
 cost one sort of the batch) and its PSI bin edges and counts; a categorical feature keeps its category
-counts. Derived on first use and never saved: the reference's standard deviation, its CDF integral
-(`NumericProfile.integral`, for small batches) and a coarse `ReferenceGrid` (for large batches).
+counts. Derived on first use: the reference's standard deviation, its CDF integral (`NumericProfile.integral`,
+for small batches) and a coarse `ReferenceGrid` (for large batches); the first and the last are saved with the
+profile, so a loaded profile need not scan its values for them.
 `profile_arrays` / `profile_from_arrays` turn a profile into a JSON header and flat numpy arrays and back
 (`feature_arrays` / `feature_from_arrays` one feature at a time), so the shell can store a `.npy` file per array
-and hand back read-only memory maps, which are used as given, never copied; the header carries each numeric
-feature's `std`, so loading does not scan the values. The fingerprint hashes the data and settings it came from
-(`Fingerprint` takes the features one at a time, for a profile built column by column).
+and hand back read-only memory maps, which are used as given, never copied. The fingerprint hashes the data
+and settings it came from (`Fingerprint` takes the features one at a time, for a profile built column by column).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class NumericProfile:
 
     @cached_property
     def grid(self) -> ReferenceGrid:
-        """The reference's `ReferenceGrid` of `GRID_SIZE` points; derived on first use (not saved)."""
+        """The reference's `ReferenceGrid` of `GRID_SIZE` points; derived on first use, or saved with the profile."""
         return reference_grid(self.sorted_values, GRID_SIZE)
 
 
@@ -276,7 +276,8 @@ def _fingerprint(features: Mapping[str, FeatureProfile], settings: ProfileSettin
 
 
 def feature_header(feature: FeatureProfile) -> dict[str, Any]:
-    """What the header stores of a feature: name, kind, rows, missing, and `std` or `categories`."""
+    """What the header stores of a feature: name, kind, rows, missing, and `std` and `grid_size` (0: no grid
+    saved) or `categories`."""
     item: dict[str, Any] = {
         "name": feature.name,
         "kind": feature.kind,
@@ -285,24 +286,36 @@ def feature_header(feature: FeatureProfile) -> dict[str, Any]:
     }
     if isinstance(feature, NumericProfile):
         item["std"] = feature.std
+        item["grid_size"] = GRID_SIZE if feature.sorted_values.size else 0
     else:
         item["categories"] = list(feature.categories)
     return item
 
 
 def feature_arrays(feature: FeatureProfile) -> dict[str, Any]:
-    """The arrays of a feature: `counts`, and for a numeric one `values` (sorted, sized like the reference) and
-    `edges`."""
-    if isinstance(feature, NumericProfile):
-        return {"values": feature.sorted_values, "edges": feature.edges, "counts": feature.counts}
-    return {"counts": feature.counts}
+    """The arrays of a feature: `counts`, and for a numeric one `values` (sorted, sized like the reference),
+    `edges` and, unless it has no values, its `ReferenceGrid` (`grid_points`, `grid_upto`, `grid_below`,
+    `grid_gap_sums`; derived here if not yet)."""
+    if not isinstance(feature, NumericProfile):
+        return {"counts": feature.counts}
+    arrays = {"values": feature.sorted_values, "edges": feature.edges, "counts": feature.counts}
+    if feature.sorted_values.size:
+        grid = feature.grid
+        arrays |= {
+            "grid_points": grid.points,
+            "grid_upto": grid.upto,
+            "grid_below": grid.below,
+            "grid_gap_sums": grid.gap_sums,
+        }
+    return arrays
 
 
 def feature_from_arrays(item: Mapping[str, Any], arrays: Mapping[str, Any]) -> FeatureProfile:
     """The feature stored as `feature_header` and `feature_arrays`; ValueError if the arrays do not fit it.
 
     Arrays of the right dtype are used as given, not copied (a read-only float64 memory map stays mapped);
-    others are converted. A header `std` is taken as is, not recomputed from the values.
+    others are converted. A header `std`, and a saved grid of `GRID_SIZE` points, are taken as they are, not
+    derived again from the values.
     """
     name, rows, missing = str(item["name"]), int(item["rows"]), int(item["missing"])
     counts = _read_only(arrays["counts"], np.int64)
@@ -320,6 +333,13 @@ def feature_from_arrays(item: Mapping[str, Any], arrays: Mapping[str, Any]) -> F
     feature = NumericProfile(name, values, edges, counts, rows, missing)
     if "std" in item:
         vars(feature)["std"] = float(item["std"])  # the cached_property's slot: no scan of the values
+    if item.get("grid_size") == GRID_SIZE and values.size:
+        points = _read_only(arrays["grid_points"], np.float64)
+        upto, below = _read_only(arrays["grid_upto"], np.int64), _read_only(arrays["grid_below"], np.int64)
+        gap_sums = _read_only(arrays["grid_gap_sums"], np.float64)
+        if not points.size == upto.size == below.size == gap_sums.size + 1 or upto[-1] != values.size:
+            raise ValueError(f"feature {name!r}: grid arrays do not fit together")
+        vars(feature)["grid"] = ReferenceGrid(points, upto, below, gap_sums)
     return feature
 
 

@@ -5,14 +5,16 @@ A cache is a folder, `profiles/<monitor>/`:
     header.json                   version, fingerprint, settings, rows, meta (key, generation), features (numeric
                                   ones with their `std`, categorical ones with their categories)
     <generation>.f<i>_<array>.npy one file per array of feature i: `values` (sorted, one per reference value),
-                                  `edges`, `counts`
+                                  `edges`, `counts`, and the `ReferenceGrid`: `grid_points`, `grid_upto`,
+                                  `grid_below`, `grid_gap_sums` (16,384 entries each at most)
 
-Sorted values are loaded with `numpy.load(mmap_mode="r")`: read-only memory maps, whose pages the kernel shares
-between monitors and processes and evicts under memory pressure, so a large reference costs little resident
-memory; the small arrays are read whole. `header.json` is the manifest, written last: every array file is written
-durably first under a fresh random generation (never rewritten), so a crash or a concurrent writer leaves the old
-profile or the new one, never a mix. Files of older generations are then removed; the stale `<monitor>.npz` of
-layout version 1 too.
+Sorted values and grids are loaded with `numpy.load(mmap_mode="r")`: read-only memory maps, whose pages the kernel
+shares between monitors and processes and evicts under memory pressure, so a large reference costs little resident
+memory (and loading reads none of the values); edges and counts are small and read whole.
+
+`header.json` is the manifest, written last: every array file is written durably first under a fresh random
+generation (never rewritten), so a crash or a concurrent writer leaves the old profile or the new one, never a mix.
+Files of older generations are then removed; the stale `<monitor>.npz` of layout version 1 too.
 
 The cache is disposable: one that cannot be read whole (a file 0 bytes, truncated, corrupt or missing, another
 version, other inputs) is rebuilt with a log line. Files are written with mode 0644.
@@ -61,10 +63,10 @@ log = logging.getLogger("driftwatch.profiles")
 HEADER = "header.json"
 
 #: `<generation>.f<i>_<array>.npy`, an array file of a cache folder.
-_ARRAY_FILE = re.compile(r"(?P<generation>[0-9a-f]+)\.(?P<key>f[0-9]+_[a-z]+)\.npy")
+_ARRAY_FILE = re.compile(r"(?P<generation>[0-9a-f]+)\.(?P<key>f[0-9]+_[a-z_]+)\.npy")
 
-#: Arrays loaded as memory maps (their size is the reference's); the others are small and read whole.
-_MAPPED = ("values",)
+#: Arrays loaded as memory maps (the reference's size, or up to `GRID_SIZE`); the others are small and read whole.
+_MAPPED = ("values", "grid_points", "grid_upto", "grid_below", "grid_gap_sums")
 
 
 def reference_key(path: Path, numeric: Sequence[str], categorical: Sequence[str], settings: ProfileSettings) -> str:
@@ -171,10 +173,11 @@ def load_profile(cache: Path, *, key: str | None = None) -> Profile:
             raise ValueError(f"profile version {header.get('version')} is not {PROFILE_VERSION}")
         generation = header["meta"]["generation"]
         arrays: dict[str, Any] = {"header": text}
-        for i, item in enumerate(header["features"]):
-            names = ("values", "edges", "counts") if item["kind"] == "numeric" else ("counts",)
-            for name in names:
-                arrays[f"f{i}_{name}"] = _load_array(folder / f"{generation}.f{i}_{name}.npy", name)
+        for path in folder.glob(f"{generation}.f*.npy"):
+            match = _ARRAY_FILE.fullmatch(path.name)
+            if match:
+                name = match["key"].split("_", 1)[1]
+                arrays[match["key"]] = _load_array(path, name)
         return profile_from_arrays(arrays)
     except ProfileError:
         raise
