@@ -323,19 +323,10 @@ def test_std_is_computed_once_and_survives_loading(tmp_path):
         assert feature.std is feature.std
 
 
-def test_integral_prefix_sums_are_read_only_and_exact():
-    """NumericProfile.integral[k] is n * the integral of the reference CDF up to value k (read-only)."""
-    values = np.array([-3.0, -1.0, -1.0, 0.5, 2.0, 10.0])
-    feature = build_profile({"x": values}, numeric=["x"]).features["x"]
-    assert isinstance(feature, NumericProfile)
-    expected = [0.0]
-    for k in range(1, values.size):
-        expected.append(expected[-1] + k * (values[k] - values[k - 1]))
-    np.testing.assert_allclose(feature.integral, expected, rtol=0, atol=1e-12)
-    with pytest.raises(ValueError):
-        feature.integral[0] = 1.0
+def test_empty_numeric_reference_has_zero_std():
+    """A reference column without finite values profiles to no values and a standard deviation of 0."""
     empty = build_profile({"x": np.array([np.nan])}, numeric=["x"]).features["x"]
-    assert isinstance(empty, NumericProfile) and empty.integral.size == 0 and empty.std == 0.0
+    assert isinstance(empty, NumericProfile) and empty.sorted_values.size == 0 and empty.std == 0.0
 
 
 # --- the cache on disk (driftwatch.runtime.profiles) ----------------------------------------------------------

@@ -17,14 +17,16 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.spatial.distance import jensenshannon
 
+from driftwatch.core.partials import numeric_stats
 from driftwatch.core.profile import (
     CategoricalProfile,
     NumericProfile,
+    Profile,
     ProfileSettings,
     bin_counts,
     build_profile,
 )
-from driftwatch.core.stats import categorical_stats, js_distance, numeric_stats, psi
+from driftwatch.core.stats import categorical_stats, js_distance, ks_test, psi
 from driftwatch.core.values import (
     OBJECT_CHUNK,
     CategoryCounts,
@@ -712,21 +714,35 @@ def test_property_chunked_bin_counts_equal_whole(reference, values, cuts):
 
 
 # --------------------------------------------------------------------------------------------------
-# Fast paths: the merge (large batches) and binary search + prefix sums (small batches) agree with scipy
+# KS and Wasserstein from mergeable counts (grid, fine cells, crossing values) agree with scipy
 # --------------------------------------------------------------------------------------------------
 
-from driftwatch.core import stats as stats_module  # noqa: E402
+from driftwatch.core import partials  # noqa: E402
 from driftwatch.core.compare import compare  # noqa: E402
+from driftwatch.core.profile import GRID_SIZE, reference_grid  # noqa: E402
 from driftwatch.runtime.stats_pool import stats_executor  # noqa: E402
 
 
-def _both_paths(reference: np.ndarray, current: np.ndarray) -> list[tuple[float, float]]:
-    """(KS, Wasserstein) of the merge path and of the search + prefix-sum path, on sorted copies."""
+def with_grid(reference: np.ndarray, size: int = GRID_SIZE) -> NumericProfile:
+    """The numeric profile of `reference` with a grid of `size` points (small grids: much refinement)."""
     profile = numeric_profile(reference)
-    ref, cur = profile.sorted_values, np.sort(finite(current))
-    merge = stats_module._ks_and_wasserstein_by_merge(ref, cur)
-    search = (stats_module._ks_by_search(ref, cur), stats_module._wasserstein_by_prefix(ref, cur, profile.integral))
-    return [merge, search]
+    profile.__dict__["grid"] = reference_grid(profile.sorted_values, size)  # the cached property, preset
+    return profile
+
+
+def counted(feature: NumericProfile, chunks: list[np.ndarray]) -> partials.Job:
+    """Every pass of the partials over `chunks` of raw values of one feature."""
+    profile = Profile({feature.name: feature}, ProfileSettings(), feature.rows, "")
+    return partials.count_window(profile, [{feature.name: chunk} for chunk in chunks])
+
+
+def ks_and_w(reference: np.ndarray, current: np.ndarray, size: int = GRID_SIZE, parts: int = 1) -> tuple[float, float]:
+    """(KS, Wasserstein) from the partials of `current` cut into `parts` chunks, with a grid of `size` points."""
+    feature = with_grid(reference, size)
+    job = counted(feature, np.array_split(current, parts))
+    state, n = job.numeric[feature.name], feature.sorted_values.size
+    high, low, wasserstein = partials._extremes_and_wasserstein(feature.grid, state, n, state.grid.finite)
+    return ks_test(high, low, n, state.grid.finite)[0], wasserstein
 
 
 def _signed_zeros(n: int, seed: int) -> np.ndarray:
@@ -735,7 +751,12 @@ def _signed_zeros(n: int, seed: int) -> np.ndarray:
     return values
 
 
-FAST_PATH_CASES = [
+def _mostly_one_value(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(n) < 0.9, 3.0, rng.normal(3.0, 1.0, n))
+
+
+SMALL_CASES = [
     pytest.param(_normal(20_000), _normal(100, 0.2, 1), id="small-batch-continuous"),
     pytest.param(_normal(20_000), _normal(20_000, 0.01, 1), id="equal-sizes"),
     pytest.param(_ints(20_000, 7), _ints(50, 9, 1), id="small-batch-integer-ties"),
@@ -752,35 +773,67 @@ FAST_PATH_CASES = [
     pytest.param(np.array([1.0, 1.0, 2.0, 3.0]), np.array([1.0]), id="tiny"),
     pytest.param(np.array([3.0]), np.array([1.0, 3.0, 5.0]), id="single-reference-value"),
     pytest.param(np.full(400, 2.0), np.array([2.0, 2.0]), id="constant-equal"),
+    pytest.param(_ints(101, 100).astype(float), np.random.default_rng(3).uniform(0, 100, 5_000), id="discrete-vs-cont"),
+]
+
+LARGE_CASES = [
+    pytest.param(_normal(200_000), _normal(150_000, 0.0, 1), id="undrifted"),
+    pytest.param(_normal(200_000), _normal(150_000, 0.05, 1), id="drifted"),
+    pytest.param(_normal(200_000), _normal(150_000, 0.0, 1) * 1.3, id="scaled"),
+    pytest.param(np.round(_normal(200_000), 1), np.round(_normal(150_000, 0.02, 1), 1), id="rounded-ties"),
+    pytest.param(_zero_inflated(200_000, 0.6), _zero_inflated(150_000, 0.5, 1), id="many-zeros"),
+    pytest.param(_mostly_one_value(200_000, 0), _mostly_one_value(150_000, 1), id="mostly-one-value"),
+    pytest.param(_mostly_one_value(200_000, 0), _normal(150_000, 3.0, 1), id="one-value-vs-spread"),
+    pytest.param(_normal(200_000), _normal(150_000, 9.0, 1), id="batch-above-reference"),
+    pytest.param(_normal(200_000), _normal(150_000, -9.0, 1), id="batch-below-reference"),
+    pytest.param(_normal(200_000), _normal(200_000), id="batch-equals-reference"),
+    pytest.param(_signed_zeros(200_000, 0), _signed_zeros(150_000, 1), id="signed-zeros"),
+    pytest.param(np.full(50_000, -0.0), np.full(60_000, 0.0), id="minus-zero-vs-zero"),
+    pytest.param(_normal(200_000) + 1e6, _normal(150_000, 0.0, 1) + 1e6, id="large-offset"),
+    pytest.param(_normal(200_000) + 1e6, _normal(150_000, 0.01, 1) + 1e6, id="large-offset-drifted"),
+    pytest.param(np.exp(_normal(200_000)), np.exp(_normal(150_000, 0.02, 1)), id="skewed"),
+    pytest.param(_ints(200_000, 7), _ints(150_000, 7, 1), id="integer-ties"),
 ]
 
 
-@pytest.mark.parametrize(("reference", "current"), FAST_PATH_CASES)
-def test_fast_paths_match_scipy(reference, current):
-    """Both KS/Wasserstein paths equal scipy: KS to 1e-12, Wasserstein to 1e-9 relative."""
-    expected_ks = scipy_ks(reference, current).statistic
-    expected_w = scipy.stats.wasserstein_distance(reference, current)
-    for statistic, wasserstein in _both_paths(reference, current):
-        assert statistic == pytest.approx(expected_ks, abs=1e-12)
-        assert wasserstein == pytest.approx(expected_w, rel=1e-9, abs=1e-12)
+@pytest.mark.parametrize(("reference", "current"), SMALL_CASES + LARGE_CASES)
+@pytest.mark.parametrize(
+    ("size", "parts"), [(GRID_SIZE, 1), (64, 3), (2, 7)], ids=["grid", "grid-64-3-chunks", "grid-2"]
+)
+def test_counts_give_scipys_ks_and_wasserstein(reference, current, size, parts):
+    """From the counts of any chunking and grid: scipy's KS statistic bit for bit, Wasserstein to 1e-12 relative."""
+    statistic, wasserstein = ks_and_w(reference, current, size, parts)
+    assert statistic == scipy_ks(reference, current).statistic
+    expected = scipy.stats.wasserstein_distance(reference, current)
+    scale = max(1.0, float(np.max(np.abs(np.concatenate((reference, current))))))
+    assert wasserstein == pytest.approx(expected, rel=1e-12, abs=1e-15 * scale)
 
 
-@pytest.mark.parametrize(("reference", "current"), FAST_PATH_CASES)
-def test_numeric_stats_on_either_side_of_the_crossover(reference, current, monkeypatch):
-    """numeric_stats gives scipy's KS and Wasserstein / std whichever path the batch size selects."""
-    for ratio in (1, 10**9):  # 10**9: every batch takes the merge; 1: every batch the search path
-        monkeypatch.setattr(stats_module, "SMALL_BATCH_RATIO", ratio)
-        stats = numeric_stats(numeric_profile(reference), current)
-        assert stats.ks_statistic == pytest.approx(scipy_ks(reference, current).statistic, abs=1e-12)
-        if np.std(reference) > 0:
-            expected = scipy.stats.wasserstein_distance(reference, current) / np.std(reference)
-            assert stats.wasserstein == pytest.approx(expected, rel=1e-9, abs=1e-15)
+def test_identical_samples_are_exactly_zero():
+    """A batch equal to the reference gives KS == 0.0 and Wasserstein == 0.0 exactly, whatever the grid."""
+    values = np.concatenate((_normal(100_000), _ints(50_000, 3), [-0.0, 0.0, 0.0]))
+    for size, parts in ((GRID_SIZE, 1), (16, 4), (2, 9)):
+        assert ks_and_w(values, values.copy(), size, parts) == (0.0, 0.0)
 
 
-def test_merge_of_identical_samples_is_exactly_zero():
-    """The merge path gives KS == 0.0 and Wasserstein == 0.0 exactly for a batch equal to the reference."""
-    values = np.sort(np.concatenate((_normal(1000), _ints(500, 3), [-0.0, 0.0, 0.0])))
-    assert stats_module._ks_and_wasserstein_by_merge(values, values.copy()) == (0.0, 0.0)
+def test_refinement_stays_small_for_a_drifted_batch():
+    """Against a drifted batch pass 2 counts at few reference values and pass 3 sees few batch values."""
+    reference, current = _normal(200_000), _normal(150_000, 0.2, 1)
+    feature = with_grid(reference)
+    state = counted(feature, [current]).numeric["x"]
+    assert state.cells is not None and state.crossings is not None
+    assert state.cells.points.size < 0.05 * reference.size
+    assert int(np.sum(state.crossings.counts)) < 0.01 * current.size
+
+
+def test_near_identical_batch_is_capped_at_the_reference_cells():
+    """The worst case (a batch from the reference's own distribution): at most 2k + 1 counts, no raw values."""
+    reference, current = _normal(50_000), _normal(50_000, 0.0, 1)
+    feature = with_grid(reference, 64)
+    state = counted(feature, np.array_split(current, 5)).numeric["x"]
+    assert state.cells is not None and state.cells.left.size <= 2 * reference.size + 1
+    crossing_values = 0 if state.crossings is None else int(np.sum(state.crossings.counts))
+    assert crossing_values < 0.05 * current.size
 
 
 signed = st.lists(st.sampled_from([-0.0, 0.0, 1.0, -2.0, 3.5]), min_size=1, max_size=30).map(
@@ -789,15 +842,19 @@ signed = st.lists(st.sampled_from([-0.0, 0.0, 1.0, -2.0, 3.5]), min_size=1, max_
 
 
 @PROPS
-@given(reference=st.one_of(samples, signed), current=st.one_of(samples, signed))
-def test_property_fast_paths_match_scipy(reference, current):
-    """Merge and search paths equal scipy for any pair (ties and signed zeros included)."""
-    expected_ks = scipy_ks(reference, current).statistic
+@given(
+    reference=st.one_of(samples, signed),
+    current=st.one_of(samples, signed),
+    size=st.sampled_from([2, 3, 4, 8, GRID_SIZE]),
+    parts=st.integers(1, 5),
+)
+def test_property_counts_match_scipy(reference, current, size, parts):
+    """For any pair, grid and chunking the counts give scipy's KS exactly and its Wasserstein to 1e-12."""
     expected_w = scipy.stats.wasserstein_distance(reference, current)
     scale = max(1.0, float(np.max(np.abs(np.concatenate((reference, current))))))
-    for statistic, wasserstein in _both_paths(reference, current):
-        assert statistic == pytest.approx(expected_ks, abs=1e-12)
-        assert wasserstein == pytest.approx(expected_w, rel=1e-9, abs=1e-12 * scale)
+    statistic, wasserstein = ks_and_w(reference, current, size, parts)
+    assert statistic == scipy_ks(reference, current).statistic
+    assert wasserstein == pytest.approx(expected_w, rel=1e-12, abs=1e-12 * scale)
 
 
 def test_category_counts_of_numeric_and_boolean_arrays():
@@ -834,110 +891,6 @@ def test_compare_on_a_pool_matches_one_thread_in_profile_order():
     assert pooled.to_dict() == single.to_dict()
 
 
-# --------------------------------------------------------------------------------------------------
-# The grid path for large batches (bounds on a reference grid, merge of the unbounded intervals only)
-# --------------------------------------------------------------------------------------------------
-
-from driftwatch.core.profile import GRID_SIZE, reference_grid  # noqa: E402
-
-
-def _grid_path(reference: np.ndarray, current: np.ndarray, size: int = GRID_SIZE, max_share: float = 1.0):
-    """(KS, Wasserstein) of the grid path on sorted copies, with a grid of `size` points."""
-    ref, cur = np.sort(finite(reference)), np.sort(finite(current))
-    return stats_module._ks_and_wasserstein_by_grid(ref, cur, reference_grid(ref, size), max_share)
-
-
-def _mostly_one_value(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.where(rng.random(n) < 0.9, 3.0, rng.normal(3.0, 1.0, n))
-
-
-GRID_CASES = [
-    pytest.param(_normal(200_000), _normal(150_000, 0.0, 1), id="undrifted"),
-    pytest.param(_normal(200_000), _normal(150_000, 0.05, 1), id="drifted"),
-    pytest.param(_normal(200_000), _normal(150_000, 0.0, 1) * 1.3, id="scaled"),
-    pytest.param(np.round(_normal(200_000), 1), np.round(_normal(150_000, 0.02, 1), 1), id="rounded-ties"),
-    pytest.param(_zero_inflated(200_000, 0.6), _zero_inflated(150_000, 0.5, 1), id="many-zeros"),
-    pytest.param(_mostly_one_value(200_000, 0), _mostly_one_value(150_000, 1), id="mostly-one-value"),
-    pytest.param(_mostly_one_value(200_000, 0), _normal(150_000, 3.0, 1), id="one-value-vs-spread"),
-    pytest.param(_normal(200_000), _normal(150_000, 9.0, 1), id="batch-above-reference"),
-    pytest.param(_normal(200_000), _normal(150_000, -9.0, 1), id="batch-below-reference"),
-    pytest.param(_normal(200_000), _normal(200_000), id="batch-equals-reference"),
-    pytest.param(_signed_zeros(200_000, 0), _signed_zeros(150_000, 1), id="signed-zeros"),
-    pytest.param(np.full(50_000, -0.0), np.full(60_000, 0.0), id="minus-zero-vs-zero"),
-    pytest.param(_normal(200_000) + 1e6, _normal(150_000, 0.0, 1) + 1e6, id="large-offset"),
-    pytest.param(_normal(200_000) + 1e6, _normal(150_000, 0.01, 1) + 1e6, id="large-offset-drifted"),
-    pytest.param(np.exp(_normal(200_000)), np.exp(_normal(150_000, 0.02, 1)), id="skewed"),
-    pytest.param(_ints(200_000, 7), _ints(150_000, 7, 1), id="integer-ties"),
-]
-
-
-@pytest.mark.parametrize(("reference", "current"), GRID_CASES)
-@pytest.mark.parametrize("size", [GRID_SIZE, 64], ids=["grid-default", "grid-64"])
-def test_grid_path_matches_scipy(reference, current, size):
-    """The grid path (never falling back) gives scipy's KS to 1e-12 and Wasserstein to 1e-9 relative."""
-    statistic, wasserstein = _grid_path(reference, current, size)
-    assert statistic == pytest.approx(scipy_ks(reference, current).statistic, abs=1e-12)
-    expected = scipy.stats.wasserstein_distance(reference, current)
-    assert wasserstein == pytest.approx(expected, rel=1e-9, abs=1e-15)
-
-
-def test_grid_path_of_identical_samples_is_exactly_zero():
-    """A batch equal to the reference gives KS == 0.0 and Wasserstein == 0.0 exactly on the grid path."""
-    values = np.concatenate((_normal(100_000), _ints(50_000, 3), [-0.0, 0.0, 0.0]))
-    for size in (GRID_SIZE, 16, 2):
-        assert _grid_path(values, values.copy(), size) == (0.0, 0.0)
-
-
-def test_grid_path_merges_little_of_a_drifted_batch(monkeypatch):
-    """Against a drifted batch the grid path merges only a small share of the values, and no full merge."""
-
-    def no_full_merge(*_: object) -> None:
-        raise AssertionError("the full merge was used")
-
-    reference, current = np.sort(_normal(200_000)), np.sort(_normal(150_000, 0.2, 1))
-    grid = reference_grid(reference, GRID_SIZE)
-    counts = stats_module._GridCounts.of(grid, current, reference.size)
-    chosen = counts.unbounded(reference.size, current.size)
-    assert counts.size_of(chosen) < 0.05 * (reference.size + current.size)
-    monkeypatch.setattr(stats_module, "_ks_and_wasserstein_by_merge", no_full_merge)
-    statistic, _ = stats_module._ks_and_wasserstein_by_grid(reference, current, grid)
-    assert statistic == pytest.approx(scipy_ks(reference, current).statistic, abs=1e-12)
-
-
-@pytest.mark.parametrize(
-    ("reference", "current"), [c for c in GRID_CASES if c.id in ("undrifted", "many-zeros", "mostly-one-value")]
-)
-def test_grid_path_falls_back_to_the_full_merge(reference, current, monkeypatch):
-    """Beyond `max_share` of the values to merge, the full merge runs, with the same (scipy's) results."""
-    calls = []
-    full_merge = stats_module._ks_and_wasserstein_by_merge
-
-    def counted(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
-        calls.append(ref.size)
-        return full_merge(ref, cur)
-
-    monkeypatch.setattr(stats_module, "_ks_and_wasserstein_by_merge", counted)
-    statistic, wasserstein = _grid_path(reference, current, 64, max_share=0.0)
-    assert calls == [np.isfinite(reference).sum()]
-    assert statistic == pytest.approx(scipy_ks(reference, current).statistic, abs=1e-12)
-    assert wasserstein == pytest.approx(scipy.stats.wasserstein_distance(reference, current), rel=1e-9)
-
-
-def test_numeric_stats_takes_the_profile_grid_for_a_large_batch(monkeypatch):
-    """numeric_stats uses the profile's cached grid for a large batch and gives scipy's KS and Wasserstein/std."""
-    reference, current = _normal(200_000) * 2 + 5, _normal(150_000, 0.1, 1) * 2 + 5
-    profile = numeric_profile(reference)
-    seen = []
-    by_grid = stats_module._ks_and_wasserstein_by_grid
-    monkeypatch.setattr(stats_module, "_ks_and_wasserstein_by_grid", lambda *a: seen.append(a[2]) or by_grid(*a))
-    stats = numeric_stats(profile, current)
-    assert seen == [profile.grid]
-    assert stats.ks_statistic == pytest.approx(scipy_ks(reference, current).statistic, abs=1e-12)
-    expected = scipy.stats.wasserstein_distance(reference, current) / np.std(reference)
-    assert stats.wasserstein == pytest.approx(expected, rel=1e-9)
-
-
 def test_reference_grid_counts_and_gap_sums():
     """Grid points are distinct reference values (minimum and maximum included) with exact counts and sums."""
     values = np.sort(np.concatenate((_ints(5_000, 20), _normal(3_000) * 4)))
@@ -954,20 +907,3 @@ def test_reference_grid_counts_and_gap_sums():
         grid.points[0] = 1.0
     single = reference_grid(np.array([2.0]), 8)
     assert (single.points.tolist(), single.upto.tolist(), single.gap_sums.size) == ([2.0], [1], 0)
-
-
-@PROPS
-@given(
-    reference=st.one_of(samples, signed),
-    current=st.one_of(samples, signed),
-    size=st.sampled_from([2, 3, 4, 8]),
-    max_share=st.sampled_from([0.0, 0.3, 1.0]),
-)
-def test_property_grid_path_matches_scipy(reference, current, size, max_share):
-    """With tiny grids (much refinement, and fallbacks) the grid path equals scipy for any pair."""
-    expected_ks = scipy_ks(reference, current).statistic
-    expected_w = scipy.stats.wasserstein_distance(reference, current)
-    scale = max(1.0, float(np.max(np.abs(np.concatenate((reference, current))))))
-    statistic, wasserstein = _grid_path(reference, current, size, max_share)
-    assert statistic == pytest.approx(expected_ks, abs=1e-12)
-    assert wasserstein == pytest.approx(expected_w, rel=1e-9, abs=1e-12 * scale)

@@ -2,9 +2,9 @@
 
 A numeric feature keeps its sorted finite reference values (exact KS and Wasserstein against any batch
 cost one sort of the batch) and its PSI bin edges and counts; a categorical feature keeps its category
-counts. Derived on first use: the reference's standard deviation, its CDF integral (`NumericProfile.integral`,
-for small batches) and a coarse `ReferenceGrid` (for large batches); the first and the last are saved with the
-profile, so a loaded profile need not scan its values for them.
+counts. Derived on first use: the reference's standard deviation and a coarse `ReferenceGrid` (what the
+mergeable counts of `driftwatch.core.partials` are taken on); both are saved with the profile, so a loaded
+profile need not scan its values for them.
 `profile_arrays` / `profile_from_arrays` turn a profile into a JSON header and flat numpy arrays and back
 (`feature_arrays` / `feature_from_arrays` one feature at a time), so the shell can store a `.npy` file per array
 and hand back read-only memory maps, which are used as given, never copied. The fingerprint hashes the data
@@ -74,25 +74,6 @@ class NumericProfile:
         Computed once per profile (at build, or on first use after loading) and then reused.
         """
         return float(np.std(self.sorted_values)) if self.sorted_values.size > 1 else 0.0
-
-    @cached_property
-    def integral(self) -> FloatArray:
-        """n times the integral of the reference's empirical CDF from its minimum up to each sorted value.
-
-        `integral[k] = sum over i < k of (i + 1) * (x[i+1] - x[i])`: prefix sums of gaps weighted by rank
-        (no cancellation against the values' offset), accumulated in extended precision where the platform
-        has it and rounded once to float64. Lets a small batch's Wasserstein distance cost O(m log n).
-        Derived from `sorted_values` on first use (not saved), read-only.
-        """
-        values = self.sorted_values
-        out = np.zeros(values.size)
-        if values.size > 1:
-            wide = values.astype(np.longdouble)
-            steps = np.diff(wide)
-            steps *= np.arange(1, values.size, dtype=np.longdouble)
-            out[1:] = np.cumsum(steps)
-        out.setflags(write=False)
-        return out
 
     @cached_property
     def grid(self) -> ReferenceGrid:

@@ -21,18 +21,28 @@ def sorted_finite_values(values: npt.ArrayLike) -> tuple[npt.NDArray[np.float64]
     +inf, so the finite values are one slice of the sorted copy. Raises ValueError when a value is neither a
     number nor missing (a string in a numeric column).
     """
-    if isinstance(values, pd.Series | pd.Index | pd.api.extensions.ExtensionArray):
-        array = pd.Series(values).to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        raw = np.asarray(values)
-        if raw.dtype == object:
-            array = pd.Series(raw).to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            array = raw.astype(np.float64, copy=False)
-    ordered = np.sort(array, axis=None)
+    array = float_values(values)
+    ordered = np.sort(array)
     first = int(np.searchsorted(ordered, -np.inf, side="right"))
     end = int(np.searchsorted(ordered, np.inf, side="left"))
     return ordered[first:end], int(array.size)
+
+
+def float_values(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The values as a flat float64 array (no copy when they are one), missing values as NaN.
+
+    Raises ValueError when a value is neither a number nor missing (a string in a numeric column).
+    """
+    array: npt.NDArray[np.float64]
+    if isinstance(values, pd.Series | pd.Index | pd.api.extensions.ExtensionArray):
+        array = pd.Series(values).to_numpy(dtype=np.float64, na_value=np.nan)
+        return array
+    raw = np.asarray(values)
+    if raw.dtype == object:
+        array = pd.Series(raw.ravel()).to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        array = raw.astype(np.float64, copy=False).ravel()
+    return array
 
 
 @dataclass(frozen=True)
