@@ -59,6 +59,10 @@ BoolArray = npt.NDArray[np.bool_]
 PARTIAL_VERSION = 1
 
 
+class WindowChanged(ValueError):
+    """A later pass over a window did not see what the first pass saw (a file changed between passes)."""
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Chunks
 # --------------------------------------------------------------------------------------------------------------
@@ -503,6 +507,12 @@ class Job:
         for name, part in partial.features.items():
             states[name] = _absorbed(self._numeric_profile(name), states[name], part)
         return Job(self.profile, None, states, self.categorical)._next(stage)
+
+    @property
+    def rows(self) -> int:
+        """Rows of the window counted by pass 1 (missing values included), the largest over the features."""
+        counts = [s.grid.rows for s in self.numeric.values()] + [c.rows for c in self.categorical.values()]
+        return max(counts, default=0)
 
     def _numeric_profile(self, name: str) -> NumericProfile:
         feature = self.profile.features[name]

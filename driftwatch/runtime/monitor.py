@@ -1,9 +1,17 @@
-"""A prepared monitor (source, reference profile, policy) and one run of it: read -> compare -> outcome."""
+"""A prepared monitor (source, reference profile, policy) and one run of it: read -> count -> finish -> outcome.
+
+A run reads its window in batches (`sources.<name>.batch_rows`) and counts them pass by pass with the mergeable
+partials of `driftwatch.core.partials`, so memory does not grow with the window. The prepared batches of the
+first pass are kept for the later passes while they hold at most `CACHE_ROWS` rows (the window is read once);
+a larger window is read again for each later pass, which counts only the values inside the few grid intervals
+that need it.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,14 +22,14 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.config import Config, MonitorConfig
-from driftwatch.core.compare import compare
+from driftwatch.core.partials import Chunk, Job, Partial, WindowChanged, prepare
 from driftwatch.core.policy import Policy
 from driftwatch.core.profile import Profile
 from driftwatch.core.report import Report
 from driftwatch.core.status import Outcome
 from driftwatch.errors import SchemaMismatch, SourceError
 from driftwatch.runtime.profiles import cached_profile
-from driftwatch.sources import DataSource, open_source, reference_columns
+from driftwatch.sources import DataSource, Window, open_source, reference_columns
 
 log = logging.getLogger("driftwatch.monitor")
 
@@ -109,6 +117,7 @@ def open_sources(config: Config) -> dict[str, DataSource]:
             table=getattr(s, "table", None),
             query=getattr(s, "query", None),
             timeout=timeouts.get(name),
+            batch_rows=s.batch_rows,
         )
         for name, s in config.sources.items()
     }
@@ -123,26 +132,93 @@ def close_sources(sources: Iterable[DataSource]) -> None:
             log.warning("source %s: cannot close: %s", source.name, err)
 
 
-def run_monitor(monitor: Monitor, now: datetime, executor: Executor | None = None) -> RunResult:
-    """Read the window ending at `now` and compare it with the reference (features on `executor`, if given);
+#: The prepared batches of a window's first pass are kept for its later passes up to this many rows in all.
+CACHE_ROWS = 1 << 20
+
+#: Called after each batch with (pass number, rows read in this pass, seconds since the run started).
+Progress = Callable[[int, int, float], None]
+
+
+def run_monitor(
+    monitor: Monitor, now: datetime, executor: Executor | None = None, progress: Progress | None = None
+) -> RunResult:
+    """Read the window ending at `now` and judge it against the reference (features on `executor`, if given);
     source errors become outcome error."""
     end = now
     start = now - monitor.config.window
     try:
-        frame = monitor.source.read(start, end, monitor.columns)
-        batch = batch_arrays(frame, monitor.numeric, monitor.categorical, monitor.source.name)
+        window = monitor.source.window(start, end, monitor.columns)
+        job = count_passes(monitor, window, executor, progress)
     except SourceError as err:
         return RunResult("error", start, end, error=str(err))
-    rows = len(frame)
+    except WindowChanged as err:
+        return RunResult("error", start, end, error=f"source {monitor.source.name}: {err}")
+    rows = job.rows
     if rows < monitor.config.min_rows:
         reason = f"{rows} rows in the window, fewer than min_rows {monitor.config.min_rows}"
         return RunResult("insufficient_data", start, end, rows, error=reason)
-    report = compare(
-        monitor.profile, batch, monitor.policy, monitor=monitor.name, window=(start, end), executor=executor
-    )
+    report = job.finish(monitor.policy, monitor=monitor.name, window=(start, end))
     if report.status != "ok":
         return RunResult("insufficient_data", start, end, rows, report=None, error=report.reason)
     return RunResult("ok", start, end, rows, report=report)
+
+
+def count_passes(
+    monitor: Monitor, window: Window, executor: Executor | None = None, progress: Progress | None = None
+) -> Job:
+    """Every pass of the monitor's partials over the window's batches (see the module docstring)."""
+    chunks = _Batches(monitor, window, executor)
+    began = time.perf_counter()
+    job = Job.start(monitor.profile)
+    while job.request is not None:
+        request, seen = job.request, 0
+        total: Partial | None = None
+        for chunk in chunks:
+            part = request.count(chunk, executor)
+            total = part if total is None else total.merge(part)
+            seen += chunks.rows_of(chunk)
+            if progress is not None:
+                progress(request.stage, seen, time.perf_counter() - began)
+        job = job.absorb(total)
+    return job
+
+
+class _Batches:
+    """The window's batches as core chunks: prepared and kept on the first pass while they fit `CACHE_ROWS`,
+    else read again on each pass."""
+
+    def __init__(self, monitor: Monitor, window: Window, executor: Executor | None) -> None:
+        self._monitor, self._window, self._executor = monitor, window, executor
+        self._cached: list[Chunk] | None = None
+        self._passes = 0
+
+    def __iter__(self) -> Iterator[Chunk]:
+        self._passes += 1
+        if self._cached is not None:
+            yield from self._cached
+            return
+        keep: list[Chunk] | None = [] if self._passes == 1 else None
+        rows = 0
+        for frame in self._window.batches():
+            arrays = batch_arrays(frame, self._monitor.numeric, self._monitor.categorical, self._monitor.source.name)
+            rows += len(frame)
+            if keep is not None and rows <= CACHE_ROWS:
+                chunk: Chunk = prepare(self._monitor.profile, arrays, self._executor)
+                keep.append(chunk)
+            else:
+                keep = None
+                chunk = arrays
+            yield chunk
+        self._cached = keep
+
+    def rows_of(self, chunk: Chunk) -> int:
+        """How many rows the chunk holds."""
+        return _rows(next(iter(chunk.values()))) if chunk else 0
+
+
+def _rows(values: Any) -> int:
+    rows = getattr(values, "rows", None)
+    return int(rows) if rows is not None else len(values)
 
 
 def batch_arrays(
