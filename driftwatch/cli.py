@@ -184,7 +184,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if sys.stderr.isatty() and len(names) > 1:
             print(f"[{i}/{len(names)}] checking {name} ...", file=sys.stderr)
         monitor = prepare_monitor(name, config, profile_dir, sources)
-        result = run_monitor(monitor, at)
+        result = run_monitor(monitor, at, progress=progress_line(name) if sys.stderr.isatty() else None)
+        if sys.stderr.isatty():
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
         failed |= result.outcome == "error"
         if result.report is not None:
             worst = max(worst, result.report.severity)
@@ -196,6 +198,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     if failed:
         return EXIT_ERROR
     return EXIT_DRIFT if worst >= Severity.parse(args.fail_on) else EXIT_OK
+
+
+def progress_line(name: str) -> Callable[[int, int, float], None]:
+    """A run's progress as one line on the terminal, rewritten at most twice a second."""
+    shown = [-1.0]
+
+    def show(stage: int, rows: int, seconds: float) -> None:
+        if seconds - shown[0] >= 0.5:
+            shown[0] = seconds
+            print(
+                f"\r\033[K{name}: pass {stage}: {rows:,} rows read, {seconds:.1f}s", end="", file=sys.stderr, flush=True
+            )
+
+    return show
 
 
 def format_result(name: str, result: RunResult, reference_rows: int) -> str:

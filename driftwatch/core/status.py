@@ -48,6 +48,7 @@ class MonitorStatus:
     runs_total: int = 0
     failures_total: int = 0
     skipped_total: int = 0
+    rows_read: int | None = None  # rows read so far by the pass of the run in progress (None: no run going)
     durations: DurationHistogram = field(default_factory=DurationHistogram)
 
     @property
@@ -76,7 +77,12 @@ class MonitorStatus:
             runs_total=self.runs_total + 1,
             failures_total=self.failures_total + (outcome == "error"),
             durations=self.durations.observe(seconds),
+            rows_read=None,
         )
+
+    def reading(self, rows: int) -> MonitorStatus:
+        """This status while its run has read `rows` rows in its current pass."""
+        return replace(self, rows_read=rows)
 
     def after_skip(self) -> MonitorStatus:
         """This status after a scheduled run was skipped because the previous one was still going."""

@@ -45,6 +45,7 @@ MONITOR_GAUGES: tuple[tuple[str, str], ...] = (
         "driftwatch_monitor_last_success_timestamp_seconds",
         "Unix time the monitor's last successful run finished.",
     ),
+    ("driftwatch_monitor_rows_read", "Rows read so far by the current pass of the monitor's run in progress."),
 )
 
 
@@ -159,6 +160,7 @@ def _monitor_values(status: MonitorStatus) -> dict[str, float | None]:
         "driftwatch_monitor_up": None if status.outcome == "never" else float(status.up),
         "driftwatch_monitor_last_run_timestamp_seconds": _unix(status.last_run),
         "driftwatch_monitor_last_success_timestamp_seconds": _unix(status.last_success),
+        "driftwatch_monitor_rows_read": None if status.rows_read is None else float(status.rows_read),
     }
 
 

@@ -31,6 +31,7 @@ from driftwatch.runtime.http import create_app
 from driftwatch.runtime.models import Models
 from driftwatch.runtime.monitor import (
     Monitor,
+    Progress,
     RunResult,
     close_sources,
     open_sources,
@@ -59,6 +60,11 @@ def prepare_monitors(config: Config) -> dict[str, Monitor]:
 def monitor_sources(monitors: Mapping[str, Monitor]) -> list[DataSource]:
     """The distinct sources `monitors` read from."""
     return list({id(m.source): m.source for m in monitors.values()}.values())
+
+
+#: A run longer than this logs its progress, every `PROGRESS_EVERY_SECONDS`.
+PROGRESS_AFTER_SECONDS = 5.0
+PROGRESS_EVERY_SECONDS = 10.0
 
 
 @dataclass(eq=False)
@@ -229,7 +235,7 @@ class Daemon:
         monitor = run.monitor
         try:
             try:
-                result = run_monitor(monitor, run.now, stats_executor())
+                result = run_monitor(monitor, run.now, stats_executor(), self._progress_of(monitor.name))
             except Exception as err:  # a bug must not kill the monitor: record it as a failed run
                 log.exception("monitor %s: run crashed", monitor.name)
                 result = RunResult("error", run.now - monitor.config.window, run.now, error=f"internal error: {err!r}")
@@ -249,6 +255,27 @@ class Daemon:
                 if self._in_flight.get(monitor.name) is run:
                     del self._in_flight[monitor.name]
                 self._idle.notify_all()
+
+    def _progress_of(self, name: str) -> Progress:
+        """A run's progress callback: the rows-read gauge, and a log line every 10 s once a run passes 5 s."""
+        logged = [PROGRESS_AFTER_SECONDS - PROGRESS_EVERY_SECONDS]
+
+        def progress(stage: int, rows: int, seconds: float) -> None:
+            with self._lock:
+                if name in self._statuses:
+                    self._statuses = {**self._statuses, name: self._statuses[name].reading(rows)}
+            if seconds - logged[0] >= PROGRESS_EVERY_SECONDS:
+                logged[0] = seconds
+                log.info(
+                    "monitor %s: pass %d: %d rows read, %.0fs",
+                    name,
+                    stage,
+                    rows,
+                    seconds,
+                    extra={"monitor": name, "pass": stage, "rows_read": rows},
+                )
+
+        return progress
 
     def _expire(self, run: RunInFlight) -> None:
         """The deadline of a run passed: record it as failed now (its thread may stay blocked a while)."""

@@ -156,9 +156,24 @@ class FileWindow(Window):
                 yield batch
 
     def _scan(self) -> Iterator[pd.DataFrame]:
+        """Frames of exactly `batch_rows` rows but the last: arrow's readers cut smaller pieces (a filter 32Ki
+        rows, a CSV block ~1 MB), and many small batches would cost the counting per-batch overhead."""
+        pending: list[pa.RecordBatch] = []
+        held = 0
         for batch in self.record_batches():
-            if batch.num_rows:
-                yield self._frame(batch.to_pandas(strings_to_categorical=True))
+            while batch.num_rows:
+                take = min(batch.num_rows, self.batch_rows - held)
+                pending.append(batch.slice(0, take))
+                held += take
+                batch = batch.slice(take)
+                if held == self.batch_rows:
+                    yield self._converted(pending)
+                    pending, held = [], 0
+        if pending:
+            yield self._converted(pending)
+
+    def _converted(self, batches: list[pa.RecordBatch]) -> pd.DataFrame:
+        return self._frame(pa.Table.from_batches(batches).to_pandas(strings_to_categorical=True))
 
     def to_frame(self) -> pd.DataFrame:
         """One pass as one frame, converted as a whole (string columns as pandas strings, like `read` always did)."""
