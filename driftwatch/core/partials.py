@@ -46,7 +46,6 @@ from driftwatch.core.stats import categorical_stats, js_distance, ks_from_extrem
 from driftwatch.core.values import (
     CategoryCounts,
     category_counts,
-    float_values,
     merge_category_counts,
     sorted_finite_values,
 )
@@ -335,18 +334,16 @@ def _cell_ends(interval: IntArray) -> tuple[BoolArray, BoolArray]:
 
 
 def _inside(feature: NumericProfile, intervals: IntArray, values: npt.ArrayLike | SortedValues) -> FloatArray:
-    """The sorted finite values lying strictly inside the grid `intervals` (raw values are filtered, then sorted)."""
+    """The sorted finite values lying strictly inside the grid `intervals`.
+
+    Raw values are sorted first: numpy's vectorised sort costs far less than a binary search of every value
+    among the grid's points (about 8 ms against 70 ms per million values here).
+    """
+    chunk = SortedValues.of(values)
     points = feature.grid.points
-    if isinstance(values, SortedValues):
-        lo = np.searchsorted(values.values, points[intervals], side="right")
-        hi = np.searchsorted(values.values, points[intervals + 1], side="left")
-        return _gather(values.values, lo, hi - lo)
-    raw = float_values(values)
-    position = np.searchsorted(points, raw, side="left")  # interval index + 1 for values strictly inside
-    keep = np.zeros(points.size + 1, dtype=bool)
-    keep[intervals + 1] = True
-    strictly = keep[position] & (points[np.minimum(position, points.size - 1)] != raw)
-    return np.sort(raw[strictly])
+    lo = np.searchsorted(chunk.values, points[intervals], side="right")
+    hi = np.searchsorted(chunk.values, points[intervals + 1], side="left")
+    return _gather(chunk.values, lo, hi - lo)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -495,7 +492,7 @@ class Job:
             raise ValueError(f"expected a partial of pass {stage}, got pass {partial.stage}")
         if partial is None:
             if stage != 1:
-                raise ValueError(f"pass {stage} saw no chunks, but pass 1 did: the window changed between passes")
+                raise WindowChanged(f"the window changed between passes: pass {stage} saw no chunks, pass 1 did")
             partial = self.request.count(_empty_chunk(self.profile))
         if stage == 1:
             numeric = {
@@ -590,12 +587,45 @@ def _planned(feature: NumericProfile, state: _NumericState) -> _NumericState:
 
 
 def _absorbed(feature: NumericProfile, state: _NumericState, part: Any) -> _NumericState:
-    """`state` with pass 2's `FineCounts` (and which cells then need pass 3) or pass 3's `CrossingValues`."""
+    """`state` with pass 2's `FineCounts` (and which cells then need pass 3) or pass 3's `CrossingValues`.
+
+    Raises WindowChanged when the pass saw other values than the one before: per refined grid interval, the fine
+    cells' counts plus the points' multiplicities must be pass 1's count inside it; per crossing cell, the counts
+    of its values must be pass 2's count of the cell.
+    """
+    cells = state.cells
+    assert cells is not None
     if isinstance(part, FineCounts):
-        assert state.cells is not None
-        crossing = _crossing_cells(state.grid, state.cells, part, feature.sorted_values.size)
-        return _NumericState(state.grid, state.plan, state.cells, part, crossing)
-    return _NumericState(state.grid, state.plan, state.cells, state.fine, state.crossing, part)
+        slots = cells.intervals.size
+        seen = _per_slot(cells.cell_slot, part.cell_counts, slots) + _per_slot(
+            cells.point_slot, part.upto - part.below, slots
+        )
+        counted = state.grid.below[cells.intervals + 1] - state.grid.upto[cells.intervals]
+        _check_unchanged(feature, 2, "refined grid interval", seen, counted)
+        crossing = _crossing_cells(state.grid, cells, part, feature.sorted_values.size)
+        return _NumericState(state.grid, state.plan, cells, part, crossing)
+    assert state.fine is not None and state.crossing is not None
+    counted = state.fine.cell_counts[state.crossing]
+    _check_unchanged(feature, 3, "crossing cell", _per_slot(part.cells, part.counts, counted.size), counted)
+    return _NumericState(state.grid, state.plan, cells, state.fine, state.crossing, part)
+
+
+def _per_slot(slots: IntArray, counts: IntArray, size: int) -> IntArray:
+    """`counts` added up by their slot in [0, size)."""
+    total = np.zeros(size, dtype=np.int64)
+    np.add.at(total, slots, counts)
+    return total
+
+
+def _check_unchanged(feature: NumericProfile, stage: int, what: str, seen: IntArray, counted: IntArray) -> None:
+    """Raise WindowChanged naming the first `what` where pass `stage` saw other than pass `stage - 1` counted."""
+    differ = np.flatnonzero(seen != counted)
+    if differ.size:
+        k = int(differ[0])
+        raise WindowChanged(
+            f"the window changed between passes: feature {feature.name!r} has {int(seen[k])} values in "
+            f"{what} {k} in pass {stage}, pass {stage - 1} counted {int(counted[k])}"
+        )
 
 
 def _cell_current(grid_counts: GridCounts, cells: FineCells, fine: FineCounts) -> tuple[IntArray, IntArray]:

@@ -28,6 +28,7 @@ from driftwatch.runtime.alerts import Alerting, build_notifiers, retry_policies
 from driftwatch.runtime.api_alerts import alert_routes
 from driftwatch.runtime.api_models import model_routes
 from driftwatch.runtime.http import create_app
+from driftwatch.runtime.memory import release_unused_memory
 from driftwatch.runtime.models import Models
 from driftwatch.runtime.monitor import (
     Monitor,
@@ -251,6 +252,7 @@ class Daemon:
                     extra={"monitor": monitor.name},
                 )
         finally:
+            release_unused_memory()
             with self._idle:
                 if self._in_flight.get(monitor.name) is run:
                     del self._in_flight[monitor.name]

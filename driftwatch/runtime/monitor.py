@@ -28,6 +28,7 @@ from driftwatch.core.profile import Profile
 from driftwatch.core.report import Report
 from driftwatch.core.status import Outcome
 from driftwatch.errors import SchemaMismatch, SourceError
+from driftwatch.runtime.memory import RowBudget
 from driftwatch.runtime.profiles import cached_profile
 from driftwatch.sources import DataSource, Window, open_source, reference_columns
 
@@ -132,8 +133,10 @@ def close_sources(sources: Iterable[DataSource]) -> None:
             log.warning("source %s: cannot close: %s", source.name, err)
 
 
-#: The prepared batches of a window's first pass are kept for its later passes up to this many rows in all.
+#: The prepared batches of a window's first pass are kept for its later passes up to this many rows in all,
+#: and all runs together keep at most `CACHE_BUDGET` rows (a run that finds it spent reads its window again).
 CACHE_ROWS = 1 << 20
+CACHE_BUDGET = RowBudget(2 * CACHE_ROWS)
 
 #: Called after each batch with (pass number, rows read in this pass, seconds since the run started).
 Progress = Callable[[int, int, float], None]
@@ -168,8 +171,15 @@ def count_passes(
 ) -> Job:
     """Every pass of the monitor's partials over the window's batches (see the module docstring)."""
     chunks = _Batches(monitor, window, executor)
+    try:
+        return _passes(monitor.profile, chunks, executor, progress)
+    finally:
+        chunks.release()
+
+
+def _passes(profile: Profile, chunks: _Batches, executor: Executor | None, progress: Progress | None) -> Job:
     began = time.perf_counter()
-    job = Job.start(monitor.profile)
+    job = Job.start(profile)
     while job.request is not None:
         request, seen = job.request, 0
         total: Partial | None = None
@@ -191,6 +201,7 @@ class _Batches:
         self._monitor, self._window, self._executor = monitor, window, executor
         self._cached: list[Chunk] | None = None
         self._passes = 0
+        self._reserved = 0
 
     def __iter__(self) -> Iterator[Chunk]:
         self._passes += 1
@@ -198,18 +209,24 @@ class _Batches:
             yield from self._cached
             return
         keep: list[Chunk] | None = [] if self._passes == 1 else None
-        rows = 0
         for frame in self._window.batches():
             arrays = batch_arrays(frame, self._monitor.numeric, self._monitor.categorical, self._monitor.source.name)
-            rows += len(frame)
-            if keep is not None and rows <= CACHE_ROWS:
+            if keep is not None and self._reserved + len(frame) <= CACHE_ROWS and CACHE_BUDGET.take(len(frame)):
+                self._reserved += len(frame)
                 chunk: Chunk = prepare(self._monitor.profile, arrays, self._executor)
                 keep.append(chunk)
             else:
                 keep = None
+                self.release()
                 chunk = arrays
             yield chunk
         self._cached = keep
+
+    def release(self) -> None:
+        """Drop the kept batches and return their rows to the budget."""
+        self._cached = None
+        CACHE_BUDGET.give(self._reserved)
+        self._reserved = 0
 
     def rows_of(self, chunk: Chunk) -> int:
         """How many rows the chunk holds."""
