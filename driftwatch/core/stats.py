@@ -18,9 +18,8 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-import scipy.stats
+import scipy.special
 from scipy.special import rel_entr
-from scipy.stats._stats_py import _attempt_exact_2kssamp  # scipy's exact KS p-value (private, stable since 1.5)
 
 from driftwatch.core.profile import CategoricalProfile
 from driftwatch.core.report import FeatureStats
@@ -71,14 +70,20 @@ def ks_test(max_diff: float, min_diff: float, n: int, m: int) -> tuple[float, fl
     effective = n * m / (n + m)
     if max(n, m) <= KS_EXACT_MAX:
         # scipy's exact computation, called directly: `ks_2samp` would re-sort both samples and signal a
-        # failed exact attempt with a warning, and warning filters are not thread-safe.
+        # failed exact attempt with a warning, and warning filters are not thread-safe. Private, stable since
+        # scipy 1.5; imported here, as `scipy.stats` costs ~0.5-1 s to import and big windows never need it.
+        from scipy.stats._stats_py import _attempt_exact_2kssamp
+
         success, reduced, prob = _attempt_exact_2kssamp(n, m, math.gcd(n, m), statistic, "two-sided")
         statistic = float(reduced)
         if success:
             return statistic, float(np.clip(prob, 0.0, 1.0))
     if round(effective) <= KS_KSTWO_MAX:
-        return statistic, float(np.clip(scipy.stats.kstwo.sf(statistic, round(effective)), 0.0, 1.0))
-    return statistic, float(np.clip(scipy.stats.kstwobign.sf(math.sqrt(effective) * statistic), 0.0, 1.0))
+        from scipy.stats import kstwo
+
+        return statistic, float(np.clip(kstwo.sf(statistic, round(effective)), 0.0, 1.0))
+    # `scipy.stats.kstwobign.sf` is this function
+    return statistic, float(np.clip(scipy.special.kolmogorov(math.sqrt(effective) * statistic), 0.0, 1.0))
 
 
 def ks_from_extremes(max_diff: float, min_diff: float) -> float:
@@ -103,7 +108,7 @@ def categorical_stats(
     union = sorted(set(reference) | set(counted.counts))
     ref_counts = np.array([reference.get(c, 0) for c in union], dtype=np.float64)
     cur_counts = np.array([counted.counts.get(c, 0) for c in union], dtype=np.float64)
-    chi2 = scipy.stats.chi2_contingency(np.vstack((ref_counts, cur_counts)))
+    chi2_statistic, chi2_pvalue = chi2_test(np.vstack((ref_counts, cur_counts)))
     new = {c: counted.counts[c] / present for c in union if c not in reference}
     return FeatureStats(
         profile.name,
@@ -112,7 +117,21 @@ def categorical_stats(
         rows,
         missing_share,
         psi=psi(ref_counts, cur_counts, epsilon),
-        chi2_statistic=float(chi2.statistic),
-        chi2_pvalue=float(chi2.pvalue),
+        chi2_statistic=chi2_statistic,
+        chi2_pvalue=chi2_pvalue,
         new_categories=new,
     )
+
+
+def chi2_test(observed: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """`scipy.stats.chi2_contingency(observed)` (Pearson, Yates' correction at one degree of freedom), written out
+    in scipy's own arithmetic so that `scipy.stats` need not be imported. Every column must have a count."""
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / observed.sum()
+    dof = (observed.shape[0] - 1) * (observed.shape[1] - 1)
+    if dof == 0:
+        return 0.0, 1.0
+    if dof == 1:
+        difference = expected - observed
+        observed = observed + np.minimum(0.5, np.abs(difference)) * np.sign(difference)
+    statistic = float(((observed - expected) ** 2 / expected).sum())
+    return statistic, float(scipy.special.chdtrc(dof, statistic))
