@@ -678,9 +678,10 @@ def _extremes_and_wasserstein(grid: ReferenceGrid, state: _NumericState, n: int,
     assert plan is not None
     high, low = plan.high, plan.low
     widths = np.diff(grid.points)
-    reference_part = (grid.gap_sums + grid.upto[:-1] * widths) * m  # n m * integral of F_R per interval
-    batch_part = (counts.sums[1:-1] + counts.upto[:-1] * widths) * n  # n m * integral of F_C per interval
-    scaled = float(np.sum(np.abs(reference_part - batch_part), where=~plan.chosen))
+    # n m * the integral of F_R - F_C per interval: the counts at its left end are subtracted first (exact
+    # integers), then the distance sums, so nothing large cancels
+    step = (grid.upto[:-1] * m - counts.upto[:-1] * n).astype(np.float64)
+    scaled = float(np.sum(np.abs(step * widths + (grid.gap_sums * m - counts.sums[1:-1] * n)), where=~plan.chosen))
     if state.cells is not None:
         cells, fine = state.cells, state.fine
         assert fine is not None and state.crossing is not None
@@ -699,9 +700,8 @@ def _extremes_and_wasserstein(grid: ReferenceGrid, state: _NumericState, n: int,
         at_left, _ = _cell_current(counts, cells, fine)
         cell_widths = cells.right - cells.left
         one_sign = ~state.crossing
-        fine_ref = (cells.ref * cell_widths) * m
-        fine_batch = (fine.cell_sums + at_left * cell_widths) * n
-        scaled += float(np.sum(np.abs(fine_ref - fine_batch), where=one_sign))
+        fine_step = (cells.ref * m - at_left * n).astype(np.float64)
+        scaled += float(np.sum(np.abs(fine_step * cell_widths - fine.cell_sums * n), where=one_sign))
         if state.crossings is not None:
             scaled += _crossing_integral(cells, state.crossing, at_left, state.crossings, n, m)
     below_first, above_last = float(counts.sums[0]), float(counts.sums[-1])

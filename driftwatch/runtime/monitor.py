@@ -10,6 +10,8 @@ that need it.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
@@ -138,6 +140,10 @@ def close_sources(sources: Iterable[DataSource]) -> None:
 CACHE_ROWS = 1 << 20
 CACHE_BUDGET = RowBudget(2 * CACHE_ROWS)
 
+#: How many runs convert and count a batch at the same time (the memory-heavy part), whatever the number of
+#: monitors: a run reads its next batch (and may wait on its source) without a slot, then counts it in one.
+COUNTING_SLOTS = threading.BoundedSemaphore(max(2, os.cpu_count() or 1))
+
 #: Called after each batch with (pass number, rows read in this pass, seconds since the run started).
 Progress = Callable[[int, int, float], None]
 
@@ -183,10 +189,12 @@ def _passes(profile: Profile, chunks: _Batches, executor: Executor | None, progr
     while job.request is not None:
         request, seen = job.request, 0
         total: Partial | None = None
-        for chunk in chunks:
-            part = request.count(chunk, executor)
+        for item in chunks:
+            with COUNTING_SLOTS:  # taken after the read: a hung source holds no slot
+                chunk = chunks.chunk_of(item)
+                part = request.count(chunk, executor)
             total = part if total is None else total.merge(part)
-            seen += chunks.rows_of(chunk)
+            seen += _rows(next(iter(chunk.values()))) if chunk else 0
             if progress is not None:
                 progress(request.stage, seen, time.perf_counter() - began)
         job = job.absorb(total)
@@ -194,43 +202,48 @@ def _passes(profile: Profile, chunks: _Batches, executor: Executor | None, progr
 
 
 class _Batches:
-    """The window's batches as core chunks: prepared and kept on the first pass while they fit `CACHE_ROWS`,
-    else read again on each pass."""
+    """The window's batches, each pass: read frames, or on later passes the first pass's prepared chunks when
+    they were kept (at most `CACHE_ROWS` rows, within `CACHE_BUDGET`); `chunk_of` turns an item into a chunk."""
 
     def __init__(self, monitor: Monitor, window: Window, executor: Executor | None) -> None:
         self._monitor, self._window, self._executor = monitor, window, executor
         self._cached: list[Chunk] | None = None
+        self._kept: list[Chunk] = []
+        self._keeping = False
         self._passes = 0
         self._reserved = 0
 
-    def __iter__(self) -> Iterator[Chunk]:
+    def __iter__(self) -> Iterator[pd.DataFrame | Chunk]:
         self._passes += 1
         if self._cached is not None:
             yield from self._cached
             return
-        keep: list[Chunk] | None = [] if self._passes == 1 else None
-        for frame in self._window.batches():
-            arrays = batch_arrays(frame, self._monitor.numeric, self._monitor.categorical, self._monitor.source.name)
-            if keep is not None and self._reserved + len(frame) <= CACHE_ROWS and CACHE_BUDGET.take(len(frame)):
-                self._reserved += len(frame)
-                chunk: Chunk = prepare(self._monitor.profile, arrays, self._executor)
-                keep.append(chunk)
-            else:
-                keep = None
-                self.release()
-                chunk = arrays
-            yield chunk
-        self._cached = keep
+        self._keeping = self._passes == 1
+        yield from self._window.batches()
+        if self._keeping:
+            self._cached, self._kept = self._kept, []
+
+    def chunk_of(self, item: pd.DataFrame | Chunk) -> Chunk:
+        """A read frame as column arrays (prepared and kept while the first pass may keep it), or a kept chunk."""
+        if not isinstance(item, pd.DataFrame):
+            return item
+        monitor, rows = self._monitor, len(item)
+        arrays = batch_arrays(item, monitor.numeric, monitor.categorical, monitor.source.name)
+        if self._keeping and self._reserved + rows <= CACHE_ROWS and CACHE_BUDGET.take(rows):
+            self._reserved += rows
+            chunk: Chunk = prepare(monitor.profile, arrays, self._executor)
+            self._kept.append(chunk)
+            return chunk
+        if self._keeping:
+            self._keeping = False
+            self.release()
+        return arrays
 
     def release(self) -> None:
-        """Drop the kept batches and return their rows to the budget."""
-        self._cached = None
+        """Drop the kept chunks and return their rows to the budget."""
+        self._cached, self._kept = None, []
         CACHE_BUDGET.give(self._reserved)
         self._reserved = 0
-
-    def rows_of(self, chunk: Chunk) -> int:
-        """How many rows the chunk holds."""
-        return _rows(next(iter(chunk.values()))) if chunk else 0
 
 
 def _rows(values: Any) -> int:
