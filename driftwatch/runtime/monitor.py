@@ -10,8 +10,6 @@ that need it.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
@@ -140,10 +138,6 @@ def close_sources(sources: Iterable[DataSource]) -> None:
 CACHE_ROWS = 1 << 20
 CACHE_BUDGET = RowBudget(2 * CACHE_ROWS)
 
-#: How many runs convert and count a batch at the same time (the memory-heavy part), whatever the number of
-#: monitors: a run reads its next batch (and may wait on its source) without a slot, then counts it in one.
-COUNTING_SLOTS = threading.BoundedSemaphore(max(2, os.cpu_count() or 1))
-
 #: Called after each batch with (pass number, rows read in this pass, seconds since the run started).
 Progress = Callable[[int, int, float], None]
 
@@ -190,9 +184,8 @@ def _passes(profile: Profile, chunks: _Batches, executor: Executor | None, progr
         request, seen = job.request, 0
         total: Partial | None = None
         for item in chunks:
-            with COUNTING_SLOTS:  # taken after the read: a hung source holds no slot
-                chunk = chunks.chunk_of(item)
-                part = request.count(chunk, executor)
+            chunk = chunks.chunk_of(item)
+            part = request.count(chunk, executor)
             total = part if total is None else total.merge(part)
             seen += _rows(next(iter(chunk.values()))) if chunk else 0
             if progress is not None:
