@@ -46,6 +46,9 @@ def test_hung_database_stalls_only_its_own_monitor_and_sigterm_is_bounded(tmp_pa
         try:
             daemon.wait_ready()
             daemon.wait_for(lambda: hole.connections >= 1, "the stuck monitor to connect")
+            daemon.wait_for(
+                lambda: sample(daemon.metrics(), "driftwatch_monitor_up", "healthy") == 1, "the healthy monitor's run"
+            )
             start = sample(daemon.metrics(), "driftwatch_monitor_runs_total", "healthy") or 0
             ups = []
             deadline = time.monotonic() + 30
