@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -395,8 +395,6 @@ def _run_lengths(cells: IntArray, values: FloatArray, counts: IntArray) -> Cross
 # --------------------------------------------------------------------------------------------------------------
 # The passes as requests, and the job that runs them
 # --------------------------------------------------------------------------------------------------------------
-
-P = TypeVar("P", GridCounts, FineCounts, CrossingValues, CategoryCounts)
 
 
 @dataclass(frozen=True, eq=False)
