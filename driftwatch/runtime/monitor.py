@@ -31,6 +31,7 @@ from driftwatch.errors import SchemaMismatch, SourceError
 from driftwatch.runtime.memory import RowBudget
 from driftwatch.runtime.profiles import cached_profile
 from driftwatch.sources import DataSource, Window, open_source, reference_columns
+from driftwatch.sources.base import CountingWindow
 
 log = logging.getLogger("driftwatch.monitor")
 
@@ -169,7 +170,10 @@ def run_monitor(
 def count_passes(
     monitor: Monitor, window: Window, executor: Executor | None = None, progress: Progress | None = None
 ) -> Job:
-    """Every pass of the monitor's partials over the window's batches (see the module docstring)."""
+    """Every pass of the monitor's partials over the window's batches (see the module docstring), or counted
+    where the data lives when the window can count (`CountingWindow`: SQL pushdown, Dask)."""
+    if isinstance(window, CountingWindow):
+        return _counted_passes(monitor.profile, window, progress)
     chunks = _Batches(monitor, window, executor)
     try:
         return _passes(monitor.profile, chunks, executor, progress)
@@ -191,6 +195,17 @@ def _passes(profile: Profile, chunks: _Batches, executor: Executor | None, progr
             if progress is not None:
                 progress(request.stage, seen, time.perf_counter() - began)
         job = job.absorb(total)
+    return job
+
+
+def _counted_passes(profile: Profile, window: CountingWindow, progress: Progress | None) -> Job:
+    began = time.perf_counter()
+    job = Job.start(profile)
+    while job.request is not None:
+        stage = job.request.stage
+        job = job.absorb(window.count(job.request))
+        if progress is not None:
+            progress(stage, window.rows_read, time.perf_counter() - began)
     return job
 
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from driftwatch.core.partials import Partial, Request
 from driftwatch.errors import SchemaMismatch, SourceError, SourceUnavailable
 
 ColumnKind = Literal["numeric", "categorical", "timestamp", "other"]
@@ -61,6 +62,23 @@ class Window:
 
     def _empty(self) -> pd.DataFrame:
         return empty_frame(self.columns)
+
+
+@runtime_checkable
+class CountingWindow(Protocol):
+    """A window that counts where its data lives (SQL pushdown, Dask workers): only partials reach this process.
+
+    `count(request)` is one pass of a `driftwatch.core.partials.Job` over the whole window: the partial of every
+    row, or None for an empty window. Errors are SourceError (one line, naming the source); a window whose rows
+    changed between passes is detected by the job itself (`WindowChanged`). `rows_read` counts the rows the last
+    pass covered.
+    """
+
+    rows_read: int
+
+    def count(self, request: Request) -> Partial | None:
+        """The partial of this pass over every row of the window (None: no rows)."""
+        ...
 
 
 def checked_batch_rows(source: str, batch_rows: int) -> int:
