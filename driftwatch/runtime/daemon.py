@@ -39,6 +39,7 @@ from driftwatch.runtime.monitor import (
     prepare_monitor,
     run_monitor,
 )
+from driftwatch.runtime.profiles import release_mapped_pages
 from driftwatch.runtime.scheduler import make_scheduler, schedule_monitor
 from driftwatch.runtime.stats_pool import stats_executor
 from driftwatch.runtime.store import RunRecord, Store, prune_interval
@@ -261,6 +262,7 @@ class Daemon:
         finally:
             if run.slot is not None:
                 run.slot.release()
+            release_mapped_pages(monitor.profile)
             release_unused_memory()
             with self._idle:
                 if self._in_flight.get(monitor.name) is run:
