@@ -45,11 +45,11 @@ def test_ninety_percent_zeros_whose_nonzero_part_shifts_moves_psi():
     assert stats.js_distance is not None and stats.js_distance > 0.1
     assert report.feature("x").breaches == {"psi": Severity.WARNING}
     assert report.feature("x").severity == Severity.WARNING
-    # what the classic binning gave: every edge at 0, the zeros and the rest in one bin each -> PSI ~ 0
+    # what the classic binning gave: eight of nine edges at 0, the non-zero values in one or two bins -> PSI ~ 0
     classic = np.unique(np.quantile(reference, np.arange(1, 10) / 10))
-    assert classic.tolist() == [0.0]
+    assert classic.size <= 2 and classic[0] == 0.0
     old = psi(bin_counts(np.sort(reference), classic), bin_counts(np.sort(current), classic))
-    assert old < 0.001
+    assert old < 0.02
     # no shift: the same feature drawn again stays quiet
     quiet = compare(profile, {"x": _zeros_and_exponential(rng, 5_000, 1.0)}).feature("x")
     assert quiet.stats.psi is not None and quiet.stats.psi < 0.02 and quiet.severity == Severity.OK
