@@ -321,7 +321,12 @@ class Daemon:
                     report=result.report.to_dict() if result.report else None,
                 ),
             ),
-            ("alert", lambda: self.alerting.after_run(self.config, monitor.name, result, monitor.policy, finished)),
+            (
+                "alert",
+                lambda: self.alerting.after_run(
+                    self.config, monitor.name, result, result.policy or monitor.policy, finished
+                ),
+            ),
             ("model", lambda: self.models.after_run(monitor.name, result, finished)),
         )
         with self._record_lock:
