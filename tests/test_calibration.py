@@ -430,3 +430,77 @@ def test_check_json_shows_the_baseline_window_and_thresholds(hourly):
     assert out["rows"]["reference"] == out["baseline"]["rows"] == 672
     assert out["baseline"]["calibration"]["windows"] == 30
     assert set(out["features"]["sf"]["thresholds"]) == {"psi", "ks_statistic"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Config
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _config_error(tmp_path: Path, monitor: dict) -> str:
+    from driftwatch.errors import ConfigError
+
+    pd.DataFrame({"x": [1.0, 2.0]}).to_parquet(tmp_path / "ref.parquet")
+    pd.DataFrame({"x": [1.0, 2.0]}).to_parquet(tmp_path / "prod.parquet")
+    base = {"reference": {"path": str(tmp_path / "ref.parquet")}, "window": "1h"}
+    path = write_config(tmp_path, tmp_path / "prod.parquet", base | monitor)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{path}: ")
+    return message[len(f"{path}: ") :]
+
+
+@pytest.mark.parametrize(
+    ("monitor", "expected"),
+    [
+        pytest.param(
+            {"thresholds": {"calibrated": {"warning": 0.99, "critical": 0.9}}},
+            "monitors.m.thresholds.calibrated: critical quantile (0.9) must be >= warning (0.99)",
+            id="quantiles-order",
+        ),
+        pytest.param(
+            {"thresholds": {"calibrated": {"windos": 3}}},
+            "monitors.m.thresholds.calibrated: unknown key 'windos'",
+            id="unknown-knob",
+        ),
+        pytest.param(
+            {"reference": {"source": "prod"}},
+            "monitors.m.reference: a source reference needs a window, e.g. {source: prod, window: 28d, offset: 7d}",
+            id="source-without-window",
+        ),
+        pytest.param(
+            {"reference": {"source": "nope", "window": "28d"}},
+            "monitors.m.reference.source: unknown source 'nope' (defined: prod)",
+            id="unknown-baseline-source",
+        ),
+        pytest.param(
+            {"reference": {"source": "prod", "window": "28d", "offset": "0s"}},
+            "monitors.m.reference.offset: duration must be > 0",
+            id="zero-offset",
+        ),
+    ],
+)
+def test_invalid_calibration_and_baseline_config_is_one_line(tmp_path, monitor, expected):
+    """Bad `thresholds.calibrated` or source `reference` keys give one line naming the YAML path."""
+    assert _config_error(tmp_path, monitor).startswith(expected)
+
+
+def test_calibrated_config_forms(tmp_path):
+    """`thresholds: calibrated` and the mapping form give the rule; fixed levels beside it stay the floors."""
+    pd.DataFrame({"x": [1.0, 2.0]}).to_parquet(tmp_path / "ref.parquet")
+    pd.DataFrame({"x": [1.0, 2.0]}).to_parquet(tmp_path / "p.parquet")
+    base = {"reference": {"path": str(tmp_path / "ref.parquet")}, "window": "1h"}
+    short = load_config(write_config(tmp_path, tmp_path / "p.parquet", base | {"thresholds": "calibrated"}))
+    assert short.monitors["m"].calibrated is not None
+    assert short.monitors["m"].calibrated.rule() == CalibrationRule()
+    assert dict(short.monitors["m"].policy().thresholds) == {"psi": Level(0.1, 0.25), "ks_statistic": Level(0.1, 0.2)}
+    long = {
+        "thresholds": {"calibrated": {"margin": 1.5, "windows": 40}, "js_distance": {"warning": 0.1, "critical": 0.2}}
+    }
+    config = load_config(write_config(tmp_path, tmp_path / "p.parquet", base | long))
+    monitor = config.monitors["m"]
+    assert monitor.calibrated is not None and monitor.calibrated.rule() == CalibrationRule(margin=1.5, windows=40)
+    assert monitor.policy().thresholds["js_distance"] == Level(0.1, 0.2)
+    dumped = config.model_dump(mode="json")["monitors"]["m"]["thresholds"]
+    assert dumped["calibrated"]["margin"] == 1.5 and "calibrated" not in config.model_dump()["monitors"]["m"]

@@ -95,3 +95,16 @@ def test_profile_cached_by_the_old_layout_is_rebuilt(tmp_path, caplog):
     assert again.features["x"].edges[:2].tolist() == [0.0, np.nextafter(0.0, 1.0)]
     assert json.loads((cache / HEADER).read_text())["version"] == PROFILE_VERSION == 3
     assert load_profile(cache).features["x"].counts.tolist() == built.features["x"].counts.tolist()
+
+
+def test_point_mass_bins_add_up_across_chunks():
+    """The atom's bin is counted by the partials' pass 1 like any bin: chunks in any split give the whole report."""
+    from driftwatch.core.partials import count_window
+
+    rng = np.random.default_rng(11)
+    profile = build_profile({"x": _zeros_and_exponential(rng, 5_000, 1.0)}, numeric=["x"])
+    current = _zeros_and_exponential(rng, 3_001, 4.0)
+    whole = compare(profile, {"x": current}).feature("x").stats
+    chunks = [{"x": part} for part in np.array_split(current, 7)]
+    split = count_window(profile, chunks).finish().feature("x").stats
+    assert (split.psi, split.js_distance, split.ks_statistic) == (whole.psi, whole.js_distance, whole.ks_statistic)

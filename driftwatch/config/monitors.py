@@ -46,7 +46,7 @@ class ReferenceConfig(StrictModel):
         if (self.path is None) == (self.source is None):
             raise ValueError("set exactly one of 'path' (a file) or 'source' (a window of a source)")
         if self.source is not None and self.window is None:
-            raise ProblemAt("a source reference needs a window, e.g. {source: prod, window: 28d, offset: 7d}", "window")
+            raise ValueError("a source reference needs a window, e.g. {source: prod, window: 28d, offset: 7d}")
         if self.path is not None and (self.window, self.offset, self.align, self.min_rows) != (None,) * 4:
             raise ValueError("window, offset, align and min_rows apply to a source reference, not a file")
         return self
