@@ -42,6 +42,7 @@ from driftwatch.core.profile import (
 from driftwatch.errors import ProfileError, SchemaMismatch, SourceError
 from driftwatch.outputs.files import write_bytes_durably
 from driftwatch.runtime.profiles import HEADER, cache_folder, cached_profile, load_profile, reference_key, save_profile
+from driftwatch.runtime.stats_pool import stats_executor
 from driftwatch.sources import DataSource, read_reference, reference_columns
 
 log = logging.getLogger("driftwatch.baselines")
@@ -146,7 +147,9 @@ def _calibrate(
     windows = spans(bounds[0], bounds[1], length, rule.windows)
     floors = config.policy().thresholds
     started = time.perf_counter()
-    calibration = calibrate(profile, [(chunk, keys)], windows, floors, rule, min_rows=config.min_rows)
+    calibration = calibrate(
+        profile, [(chunk, keys)], windows, floors, rule, min_rows=config.min_rows, executor=stats_executor()
+    )
     log.info(
         "calibrated thresholds from %d of %d baseline windows in %.2fs%s",
         calibration.windows,
