@@ -504,3 +504,61 @@ def test_calibrated_config_forms(tmp_path):
     assert monitor.policy().thresholds["js_distance"] == Level(0.1, 0.2)
     dumped = config.model_dump(mode="json")["monitors"]["m"]["thresholds"]
     assert dumped["calibrated"]["margin"] == 1.5 and "calibrated" not in config.model_dump()["monitors"]["m"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The daemon
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_daemon_exports_calibrated_thresholds_of_a_trailing_baseline(tmp_path):
+    """A real daemon on the hourly year moved to end now: a calibrated trailing baseline shows in /metrics
+    (reference rows, calibrated thresholds) and in the report API (baseline window)."""
+    from conftest import free_port
+    from daemon_harness import DaemonProcess
+
+    frame = hourly_temperatures()
+    now = pd.Timestamp.now(tz="UTC").floor("h")
+    frame["event_time"] += now - frame["event_time"].max()  # the last hour of the year is this hour
+    frame.to_parquet(tmp_path / "prod.parquet")
+    port = free_port()
+    config = {
+        "server": {"host": "127.0.0.1", "port": port},
+        "state": {"path": str(tmp_path / "state.db")},
+        "sources": {
+            "prod": {"kind": "parquet", "path": str(tmp_path / "prod.parquet"), "timestamp_column": "event_time"}
+        },
+        "monitors": {
+            "m": {
+                "source": "prod",
+                "reference": {"source": "prod", "window": "28d", "offset": "7d"},
+                "schedule": {"every": "2s"},
+                "window": "7d",
+                "min_rows": 100,
+                "thresholds": "calibrated",
+                "features": {"numeric": FEATURES, "categorical": []},
+            }
+        },
+    }
+    (tmp_path / "driftwatch.yaml").write_text(yaml.safe_dump(config))
+    daemon = DaemonProcess(tmp_path / "driftwatch.yaml", port)
+    try:
+        rows_key = ("driftwatch_monitor_reference_rows", (("monitor", "m"),))
+        daemon.wait_for(lambda: daemon.metrics().get(rows_key, 0) > 0, "a run with its baseline")
+        metrics = daemon.metrics()
+        report = daemon.json("/api/v1/monitors/m/report")
+    finally:
+        daemon.kill()
+    baseline = report["baseline"]
+    start, end = pd.Timestamp(baseline["start"]), pd.Timestamp(baseline["end"])
+    assert end - start == pd.Timedelta(days=28) and end == end.floor("D")
+    expected_rows = int(((frame["event_time"] >= start) & (frame["event_time"] < end)).sum())
+    assert metrics[rows_key] == baseline["rows"] == expected_rows > 600
+    assert baseline["calibration"]["windows"] == 30
+    for feature in FEATURES:
+        for statistic, floor in (("ks_statistic", 0.2), ("psi", 0.25)):
+            key = (
+                "driftwatch_feature_threshold",
+                (("feature", feature), ("level", "critical"), ("monitor", "m"), ("statistic", statistic)),
+            )
+            assert metrics[key] == report["features"][feature]["thresholds"][statistic]["critical"] >= floor

@@ -406,7 +406,10 @@ class Daemon:
             record = last_runs.get(name)
             base = previous.get(name) or MonitorStatus(name, "", last_run=record.finished_at if record else None)
             statuses[name] = replace(
-                base, schedule=monitor.config.schedule.describe(), reference_rows=monitor.profile.rows
+                base,
+                schedule=monitor.config.schedule.describe(),
+                # a moving baseline has no rows until its first run builds it
+                reference_rows=monitor.profile.rows if monitor.config.reference.path else base.reference_rows,
             )
         return statuses
 
