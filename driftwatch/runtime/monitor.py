@@ -71,11 +71,12 @@ class RunResult:
 def resolve_features(config: MonitorConfig, timestamp_column: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Numeric and categorical feature names: as configured, or `auto` from the reference file's schema."""
     if config.reference.path is None:  # a source window: its columns are only known when it is read
-        if config.features.numeric == "auto" or config.features.categorical == "auto":
+        listed = [() if f == "auto" else tuple(f) for f in (config.features.numeric, config.features.categorical)]
+        if not any(listed):
             raise SchemaMismatch(
                 "a source window reference needs its features listed: features: {numeric: [...], categorical: [...]}"
             )
-        return tuple(config.features.numeric), tuple(c for c in config.features.categorical)
+        return listed[0], listed[1]
     path = Path(config.reference.path)
     kinds = reference_columns(path)
     skip = {timestamp_column}
