@@ -10,6 +10,8 @@ that need it.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
@@ -214,7 +216,7 @@ def _passes(profile: Profile, chunks: _Batches, executor: Executor | None, progr
     while job.request is not None:
         request, seen = job.request, 0
         total: Partial | None = None
-        for item in chunks:
+        for item in chunks.of_pass(list(request.jobs)):
             chunk = chunks.chunk_of(item)
             part = request.count(chunk, executor)
             total = part if total is None else total.merge(part)
@@ -248,13 +250,14 @@ class _Batches:
         self._passes = 0
         self._reserved = 0
 
-    def __iter__(self) -> Iterator[pd.DataFrame | Chunk]:
+    def of_pass(self, features: list[str]) -> Iterator[pd.DataFrame | Chunk]:
+        """The next pass over the window, reading only `features` when it reads (a later pass needs few)."""
         self._passes += 1
         if self._cached is not None:
             yield from self._cached
             return
         self._keeping = self._passes == 1
-        yield from self._window.batches()
+        yield from _read_ahead(self._window.batches(features))
         if self._keeping:
             self._cached, self._kept = self._kept, []
 
@@ -263,7 +266,9 @@ class _Batches:
         if not isinstance(item, pd.DataFrame):
             return item
         monitor, rows = self._monitor, len(item)
-        arrays = batch_arrays(item, monitor.numeric, monitor.categorical, monitor.source.name)
+        numeric = tuple(name for name in monitor.numeric if name in item.columns)
+        categorical = tuple(name for name in monitor.categorical if name in item.columns)
+        arrays = batch_arrays(item, numeric, categorical, monitor.source.name)
         if self._keeping and self._reserved + rows <= CACHE_ROWS and CACHE_BUDGET.take(rows):
             self._reserved += rows
             chunk: Chunk = prepare(monitor.profile, arrays, self._executor)
@@ -279,6 +284,48 @@ class _Batches:
         self._cached, self._kept = None, []
         CACHE_BUDGET.give(self._reserved)
         self._reserved = 0
+
+
+def _read_ahead(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """`frames`, the next one read by a helper thread while the caller counts this one (decoding releases the
+    GIL, so reading and counting share the cores); errors are re-raised in the caller at the frame they hit.
+    A caller that stops early leaves the reader to finish the frame it is reading and close the pass."""
+    ahead: queue.Queue[tuple[pd.DataFrame | None, BaseException | None]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(item: tuple[pd.DataFrame | None, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for frame in frames:
+                if not offer((frame, None)):
+                    return
+            offer((None, None))
+        except BaseException as err:  # handed to the consumer, which raises it in its own thread
+            offer((None, err))
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    threading.Thread(target=read, name="driftwatch-read-ahead", daemon=True).start()
+    try:
+        while True:
+            frame, error = ahead.get()
+            if error is not None:
+                raise error
+            if frame is None:
+                return
+            yield frame
+    finally:
+        stop.set()
 
 
 def _rows(values: Any) -> int:
