@@ -192,7 +192,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         failed |= result.outcome == "error"
         if result.report is not None:
             worst = max(worst, result.report.severity)
-        outputs.append((name, result, monitor.profile.rows))
+        outputs.append((name, result, monitor.profile.rows if result.reference_rows is None else result.reference_rows))
     if args.format == "json":
         print(json.dumps({"monitors": [result_dict(*o) for o in outputs]}, indent=2, allow_nan=False))
     else:

@@ -348,7 +348,12 @@ class Daemon:
                     report=result.report.to_dict() if result.report else None,
                 ),
             ),
-            ("alert", lambda: self.alerting.after_run(self.config, monitor.name, result, monitor.policy, finished)),
+            (
+                "alert",
+                lambda: self.alerting.after_run(
+                    self.config, monitor.name, result, result.policy or monitor.policy, finished
+                ),
+            ),
             ("model", lambda: self.models.after_run(monitor.name, result, finished)),
         )
         with self._record_lock:
@@ -428,7 +433,10 @@ class Daemon:
             record = last_runs.get(name)
             base = previous.get(name) or MonitorStatus(name, "", last_run=record.finished_at if record else None)
             statuses[name] = replace(
-                base, schedule=monitor.config.schedule.describe(), reference_rows=monitor.profile.rows
+                base,
+                schedule=monitor.config.schedule.describe(),
+                # a moving baseline has no rows until its first run builds it
+                reference_rows=monitor.profile.rows if monitor.config.reference.path else base.reference_rows,
             )
         return statuses
 

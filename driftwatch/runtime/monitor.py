@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,8 @@ from driftwatch.core.profile import Profile
 from driftwatch.core.report import Report
 from driftwatch.core.status import Outcome
 from driftwatch.errors import SchemaMismatch, SourceError
+from driftwatch.runtime.baselines import Baseline, WindowBaseline, empty_profile, prepare_file_baseline
 from driftwatch.runtime.memory import RowBudget
-from driftwatch.runtime.profiles import cached_profile
 from driftwatch.sources import DataSource, Window, open_source, reference_columns
 from driftwatch.sources.base import CountingWindow
 
@@ -49,6 +49,7 @@ class Monitor:
     policy: Policy
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    baseline: Baseline | None = None  # gives each run its profile and policy (`driftwatch.runtime.baselines`)
 
     @property
     def columns(self) -> list[str]:
@@ -65,10 +66,19 @@ class RunResult:
     rows: int = 0
     report: Report | None = None
     error: str | None = None
+    policy: Policy | None = None  # the policy the run was judged by (calibrated per baseline)
+    reference_rows: int | None = None  # rows of the run's baseline, when it had one
 
 
 def resolve_features(config: MonitorConfig, timestamp_column: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Numeric and categorical feature names: as configured, or `auto` from the reference file's schema."""
+    if config.reference.path is None:  # a source window: its columns are only known when it is read
+        listed = [() if f == "auto" else tuple(f) for f in (config.features.numeric, config.features.categorical)]
+        if not any(listed):
+            raise SchemaMismatch(
+                "a source window reference needs its features listed: features: {numeric: [...], categorical: [...]}"
+            )
+        return listed[0], listed[1]
     path = Path(config.reference.path)
     kinds = reference_columns(path)
     skip = {timestamp_column}
@@ -95,14 +105,20 @@ def prepare_monitor(name: str, config: Config, profile_dir: Path, sources: Mappi
     monitor = config.monitors[name]
     source_config = config.sources[monitor.source]
     numeric, categorical = resolve_features(monitor, source_config.timestamp_column)
-    profile = cached_profile(
-        Path(monitor.reference.path),
-        profile_dir / f"{name}.npz",
-        numeric=numeric,
-        categorical=categorical,
-        settings=monitor.profile_settings(),
-    )
-    return Monitor(name, monitor, sources[monitor.source], profile, monitor.policy(), numeric, categorical)
+    folder = profile_dir / f"{name}.npz"
+    policy = monitor.policy()
+    baseline: Baseline
+    if monitor.reference.source is not None:
+        baseline_source = monitor.reference.source
+        timestamp = config.sources[baseline_source].timestamp_column
+        baseline = WindowBaseline(name, monitor, sources[baseline_source], folder, numeric, categorical, timestamp)
+        profile = empty_profile(numeric, categorical, monitor.profile_settings())
+    else:
+        file_baseline = prepare_file_baseline(
+            name, monitor, folder, numeric, categorical, source_config.timestamp_column
+        )
+        baseline, profile, policy = file_baseline, file_baseline.judged.profile, file_baseline.judged.policy
+    return Monitor(name, monitor, sources[monitor.source], profile, policy, numeric, categorical, baseline)
 
 
 def open_sources(config: Config) -> dict[str, DataSource]:
@@ -152,21 +168,32 @@ def run_monitor(
     source errors become outcome error."""
     end = now
     start = now - monitor.config.window
+    judged = None
+    if monitor.baseline is not None:
+        try:
+            judged = monitor.baseline.at(start)
+        except SourceError as err:
+            return RunResult("error", start, end, error=f"baseline: {err}")
+        if judged.problem is not None:
+            return RunResult("insufficient_data", start, end, error=judged.problem, reference_rows=judged.profile.rows)
+        monitor = replace(monitor, profile=judged.profile, policy=judged.policy)
     try:
         window = monitor.source.window(start, end, monitor.columns)
         job = count_passes(monitor, window, executor, progress)
     except SourceError as err:
-        return RunResult("error", start, end, error=str(err))
+        return RunResult("error", start, end, error=str(err), policy=monitor.policy)
     except WindowChanged as err:
-        return RunResult("error", start, end, error=f"source {monitor.source.name}: {err}")
-    rows = job.rows
+        return RunResult("error", start, end, error=f"source {monitor.source.name}: {err}", policy=monitor.policy)
+    rows, reference_rows = job.rows, monitor.profile.rows
     if rows < monitor.config.min_rows:
         reason = f"{rows} rows in the window, fewer than min_rows {monitor.config.min_rows}"
-        return RunResult("insufficient_data", start, end, rows, error=reason)
+        return RunResult("insufficient_data", start, end, rows, error=reason, reference_rows=reference_rows)
     report = job.finish(monitor.policy, monitor=monitor.name, window=(start, end))
+    if judged is not None:
+        report = replace(report, baseline=judged.info)
     if report.status != "ok":
-        return RunResult("insufficient_data", start, end, rows, report=None, error=report.reason)
-    return RunResult("ok", start, end, rows, report=report)
+        return RunResult("insufficient_data", start, end, rows, None, report.reason, monitor.policy, reference_rows)
+    return RunResult("ok", start, end, rows, report, None, monitor.policy, reference_rows)
 
 
 def count_passes(
@@ -334,7 +361,10 @@ def result_dict(name: str, result: RunResult, reference_rows: int) -> dict[str, 
     return {
         "monitor": name,
         "window": {"start": result.start.isoformat(), "end": result.end.isoformat()},
-        "rows": {"reference": reference_rows, "current": result.rows},
+        "rows": {
+            "reference": result.reference_rows if result.reference_rows is not None else reference_rows,
+            "current": result.rows,
+        },
         "status": result.outcome,
         "reason": result.error,
         "severity": None,
