@@ -43,7 +43,8 @@ class FileSourceConfig(StrictModel):
 
 
 class SqlSourceConfig(StrictModel):
-    """A SQLAlchemy database: a `table`, or a `query` bound to the window by `:start` and `:end`."""
+    """A SQLAlchemy database: a `table`, or a `query` bound to the window by `:start` and `:end`; `pushdown`:
+    the database counts each window (only counts cross the wire)."""
 
     kind: Literal["sql"]
     url: str = Field(repr=False)
@@ -51,6 +52,7 @@ class SqlSourceConfig(StrictModel):
     query: str | None = None
     timestamp_column: Column
     batch_rows: BatchRows = DEFAULT_BATCH_ROWS
+    pushdown: bool = False
 
     @field_validator("url")
     @classmethod
