@@ -44,7 +44,7 @@ from driftwatch.core.partials import (
 )
 from driftwatch.core.profile import NumericProfile
 from driftwatch.core.values import CategoryCounts, category_label
-from driftwatch.errors import SchemaMismatch, SourceError, SourceUnavailable
+from driftwatch.errors import SchemaMismatch, SourceUnavailable
 from driftwatch.sources.base import check_columns
 from driftwatch.sources.sql import SqlSource, SqlWindow
 
