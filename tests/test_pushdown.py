@@ -7,6 +7,7 @@ and streamed through the daemon (`SqlWindow` batches); counts and every statisti
 
 from __future__ import annotations
 
+import io
 import math
 import socket
 import threading
@@ -161,8 +162,8 @@ def assert_same_report(got: Report, want: Report) -> None:
 @pytest.mark.parametrize(
     ("shift", "rows"),
     [
-        pytest.param(0.0, 30_000, id="no-drift"),
-        pytest.param(0.3, 30_000, id="drift"),
+        pytest.param(0.0, 12_000, id="no-drift"),
+        pytest.param(0.3, 12_000, id="drift"),
         pytest.param(0.0, 0, id="empty-window"),
     ],
 )
@@ -229,7 +230,27 @@ def test_pushdown_crosses_only_counts_for_a_million_rows(postgres_url: str, prof
     assert 0 < sum(fetched) < 100_000, (sum(fetched), fetched)
     reads = [s for s in statements if '"big"' in s or " big " in s]
     assert reads and all("COUNT(*)" in s or "WHERE 1 = 0" in s for s in reads)  # aggregates, or no rows
-    assert_same_report(got, streamed_report(postgres_url, profile, table="big"))
+    assert_same_report(got, copied_report(postgres_url, profile, "big"))
+
+
+def copied_report(url: str, profile: Profile, table: str) -> Report:
+    """The report of a PostgreSQL table's rows in the window, copied out as CSV (faster than streaming 1M rows)."""
+    engine = sa.create_engine(url)
+    try:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+            window = "event_time >= '2026-01-01 00:00' AND event_time < '2026-01-01 01:00'"
+            with cursor.copy(
+                f"COPY (SELECT a, r, n, plan FROM {table} WHERE {window}) TO STDOUT WITH CSV HEADER"
+            ) as copy:
+                data = b"".join(bytes(block) for block in copy)
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
+    frame = pd.read_csv(io.BytesIO(data), dtype={"plan": object})  # pandas 3 parses floats exactly
+    return count_window(profile, [batch_arrays(frame, NUMERIC, CATEGORICAL, "copied")]).finish()
 
 
 def test_pushdown_monitor_from_config(database: str, tmp_path: Path) -> None:
