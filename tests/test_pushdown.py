@@ -403,3 +403,36 @@ def test_text_in_a_numeric_column_is_a_schema_mismatch(tmp_path: Path, profile: 
         pushdown_report(url, profile, table="prod")
     with pytest.raises(SchemaMismatch, match="'a'"):
         streamed_report(url, profile, table="prod")
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        pytest.param(
+            'url: "mysql+pymysql://u@h/db", table: t', "pushdown supports postgresql and sqlite, not mysql", id="mysql"
+        ),
+        pytest.param("url: sqlite:///prod.db, table: t, pushdown: maybe", "pushdown", id="not-a-bool"),
+    ],
+)
+def test_pushdown_config_errors(tmp_path: Path, extra: str, error: str) -> None:
+    """A pushdown source on an unsupported database, or a non-boolean pushdown: one line naming the key."""
+    from driftwatch.errors import ConfigError
+
+    (tmp_path / "prod.db").touch()
+    reference_frame().to_parquet(tmp_path / "train.parquet", index=False)
+    (tmp_path / "driftwatch.yaml").write_text(
+        f"sources:\n  db: {{kind: sql, timestamp_column: ts, pushdown: true, {extra}}}\n"
+        if "pushdown:" not in extra
+        else f"sources:\n  db: {{kind: sql, timestamp_column: ts, {extra}}}\n"
+    )
+    with pytest.raises(ConfigError, match=error) as caught:
+        load_config(tmp_path / "driftwatch.yaml")
+    assert "sources.db" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_pushdown_dialects_match_config() -> None:
+    """Config validates against the same dialects the counter generates SQL for."""
+    from driftwatch.config.sources import PUSHDOWN_DIALECTS
+    from driftwatch.sources.pushdown import DIALECTS
+
+    assert PUSHDOWN_DIALECTS == DIALECTS

@@ -19,6 +19,9 @@ DEFAULT_BATCH_ROWS = 262_144
 MAX_BATCH_ROWS = 16 * 1024 * 1024
 BatchRows = Annotated[int, Field(ge=1, le=MAX_BATCH_ROWS)]
 
+#: Databases a sql source can count in (`pushdown: true`; the same tuple as `driftwatch.sources.pushdown`'s).
+PUSHDOWN_DIALECTS = ("postgresql", "sqlite")
+
 
 class FileSourceConfig(StrictModel):
     """Parquet or CSV files: one path or a glob."""
@@ -83,6 +86,12 @@ class SqlSourceConfig(StrictModel):
     def _table_or_query(self) -> SqlSourceConfig:
         if (self.table is None) == (self.query is None):
             raise ValueError("set exactly one of 'table' or 'query'")
+        if self.pushdown:
+            from sqlalchemy.engine import make_url
+
+            backend = make_url(self.url).get_backend_name()
+            if backend not in PUSHDOWN_DIALECTS:
+                raise ValueError(f"pushdown supports {' and '.join(PUSHDOWN_DIALECTS)}, not {backend}")
         return self
 
     @property

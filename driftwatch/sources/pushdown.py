@@ -44,12 +44,15 @@ from driftwatch.core.partials import (
 )
 from driftwatch.core.profile import NumericProfile
 from driftwatch.core.values import CategoryCounts, category_label
-from driftwatch.errors import SchemaMismatch, SourceUnavailable
+from driftwatch.errors import SchemaMismatch, SourceError, SourceUnavailable
 from driftwatch.sources.base import check_columns
 from driftwatch.sources.sql import SqlSource, SqlWindow
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+#: Databases whose SQL the counter generates (config mirrors it; a test keeps them equal).
+DIALECTS = ("postgresql", "sqlite")
 
 #: PostgreSQL type oids of numeric columns (int2, int4, int8, oid, float4, float8, numeric) and of `real`.
 _PG_NUMERIC = {20, 21, 23, 26, 700, 701, 1700}
@@ -76,6 +79,8 @@ class PushdownCounter:
         self._start, self._end = start, end
         self._columns = tuple(columns)
         self._dialect = source.engine.dialect.name
+        if self._dialect not in DIALECTS:
+            raise SourceError(f"pushdown supports {' and '.join(DIALECTS)}, not {self._dialect}", source=source.name)
         self._conn: Connection | None = None
         self._from = ""
         self._params: dict[str, Any] = {}
