@@ -27,7 +27,7 @@ from driftwatch.core.partials import Job, count_window
 from driftwatch.core.profile import Profile, build_profile
 from driftwatch.core.report import Report
 from driftwatch.errors import SchemaMismatch, SourceUnavailable
-from driftwatch.runtime.monitor import batch_arrays, open_sources, prepare_monitor, run_monitor
+from driftwatch.runtime.monitor import batch_arrays, count_passes, open_sources, prepare_monitor, run_monitor
 from driftwatch.sources import SqlSource
 from driftwatch.sources.base import CountingWindow
 from driftwatch.sources.pushdown import PushdownWindow
@@ -282,7 +282,11 @@ def test_pushdown_monitor_from_config(database: str, tmp_path: Path) -> None:
         for name in ("m-pushed", "m-streamed"):
             monitor_ = prepare_monitor(name, config, tmp_path / "profiles", sources)
             if name == "m-pushed":
-                assert isinstance(monitor_.source.window(START, END, monitor_.columns), PushdownWindow)
+                window = monitor_.source.window(START, END, monitor_.columns)
+                assert isinstance(window, PushdownWindow)
+                count_passes(monitor_, window)
+                pool = sources["pushed"].engine.pool  # type: ignore[attr-defined]
+                assert pool.checkedout() == 0  # the passes ended their transaction (the window is still alive)
             results[name] = run_monitor(monitor_, END)
     finally:
         for source in sources.values():
