@@ -440,3 +440,14 @@ def test_pushdown_dialects_match_config() -> None:
     from driftwatch.sources.pushdown import DIALECTS
 
     assert PUSHDOWN_DIALECTS == DIALECTS
+
+
+def test_feature_whose_reference_has_no_values(database: str) -> None:
+    """A numeric feature missing from every reference row: insufficient data for it, the same as streaming."""
+    frame = reference_frame()
+    frame["a"] = np.nan
+    empty = build_profile({c: frame[c] for c in frame}, numeric=NUMERIC, categorical=CATEGORICAL)
+    write_table(database, "prod", window_frame(2000, 0.3, seed=13))
+    got = pushdown_report(database, empty, table="prod")
+    assert_same_report(got, streamed_report(database, empty, table="prod"))
+    assert {f.name: f.stats.status for f in got.features}["a"] == "insufficient_data"

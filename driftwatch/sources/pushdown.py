@@ -343,7 +343,10 @@ class PushdownCounter:
             params.update({f"dw_k{i}": float(v) for i, v in enumerate(bins)})
         source = f"(SELECT {x} AS x FROM {self._from}) AS dw_x WHERE {where}"
         if edges.size == 0:
-            bucketed = f"SELECT x, 0 AS b, NULL AS lo, NULL AS hi, NULL AS cell FROM {source}"
+            nothing = "CAST(NULL AS DOUBLE PRECISION)"  # a bare NULL would be text to PostgreSQL
+            bucketed = (
+                f"SELECT x, 0 AS b, {nothing} AS lo, {nothing} AS hi, CAST(NULL AS INTEGER) AS cell FROM {source}"
+            )
         elif self._dialect == "postgresql":
             bucketed = self._pg_bucketed(source, edges, cell_of, params)
         else:
