@@ -160,14 +160,15 @@ def assert_same_report(got: Report, want: Report) -> None:
 
 
 @pytest.mark.parametrize(
-    ("shift", "rows"),
+    ("shift", "rows", "where"),
     [
-        pytest.param(0.0, 12_000, id="no-drift"),
-        pytest.param(0.3, 12_000, id="drift"),
-        pytest.param(0.0, 0, id="empty-window"),
+        pytest.param(0.0, 12_000, "table", id="no-drift-table"),
+        pytest.param(0.3, 12_000, "table", id="drift-table"),
+        pytest.param(0.3, 12_000, "query", id="drift-query"),
+        pytest.param(0.0, 0, "table", id="empty-window-table"),
+        pytest.param(0.0, 0, "query", id="empty-window-query"),
     ],
 )
-@pytest.mark.parametrize("where", [pytest.param("table", id="table"), pytest.param("query", id="query")])
 def test_pushdown_report_equals_streamed(database: str, profile: Profile, shift: float, rows: int, where: str) -> None:
     """Counted in the database or streamed, the window's report is the same, statistic for statistic."""
     frame = window_frame(rows, shift, seed=7)
