@@ -191,7 +191,7 @@ def test_pushdown_report_equals_streamed(database: str, profile: Profile, shift:
 
 @pytest.mark.integration
 def test_pushdown_crosses_only_counts_for_a_million_rows(postgres_url: str, profile: Profile) -> None:
-    """A 1M-row window: fewer than 100k result rows come back from PostgreSQL; the report is that of the rows copied out."""
+    """A 1M-row window: under 100k result rows come back from PostgreSQL; the report is that of the rows copied out."""
     engine = sa.create_engine(postgres_url)
     try:
         with engine.begin() as conn:
