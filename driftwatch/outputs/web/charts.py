@@ -1,0 +1,147 @@
+"""Chart geometry for inline SVG: grouped bars of two distributions, a line of a statistic over runs, and a strip
+of run severities. Numbers only (coordinates in a fixed viewBox); the templates draw them, so every label goes
+through the template's escaping."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+#: Bar chart viewBox: width, height, left margin (for the axis labels), bottom margin.
+BAR_WIDTH, BAR_HEIGHT = 320.0, 120.0
+BAR_LEFT, BAR_BOTTOM = 34.0, 16.0
+#: Horizontal (category) bar chart: label column width and the height of one category's row.
+LABEL_WIDTH, ROW_HEIGHT = 118.0, 18.0
+#: Line chart viewBox.
+LINE_WIDTH, LINE_HEIGHT, LINE_PAD = 160.0, 44.0, 4.0
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar: its box in the viewBox, which series it belongs to (`reference` | `current`) and a tooltip."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    series: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Label:
+    """A text label at (x, y); `anchor` is the SVG text-anchor."""
+
+    x: float
+    y: float
+    text: str
+    anchor: str = "middle"
+    new: bool = False
+
+
+@dataclass(frozen=True)
+class BarChart:
+    """A chart of reference vs current shares: its viewBox size, bars, labels and y-axis ticks."""
+
+    width: float
+    height: float
+    bars: tuple[Bar, ...]
+    labels: tuple[Label, ...]
+    ticks: tuple[Label, ...]
+    grid: tuple[float, ...]  # y (vertical chart) or x (horizontal chart) of the tick lines
+    horizontal: bool
+
+
+def _scale_top(shares: Sequence[float]) -> float:
+    """A round top for the share axis: the next 5% step above the largest share (at least 5%)."""
+    peak = max(shares, default=0.0)
+    return max(0.05, math.ceil(peak * 20 - 1e-9) / 20)
+
+
+def vertical_bars(
+    groups: Sequence[str], reference: Sequence[float], current: Sequence[float], axis: Sequence[Label] = ()
+) -> BarChart:
+    """Grouped vertical bars, one group per bin (reference left, current right), shares 0 at the bottom."""
+    top = _scale_top([*reference, *current])
+    plot_w, plot_h = BAR_WIDTH - BAR_LEFT - 2, BAR_HEIGHT - BAR_BOTTOM - 6
+    step = plot_w / max(len(groups), 1)
+    bar_w = step * 0.4
+    bars = []
+    for i, (name, r, c) in enumerate(zip(groups, reference, current, strict=True)):
+        x0 = BAR_LEFT + i * step + step * 0.1
+        for offset, share, series in ((0.0, r, "reference"), (bar_w, c, "current")):
+            h = plot_h * min(share, top) / top
+            bars.append(Bar(x0 + offset, 6 + plot_h - h, bar_w, h, series, f"{name}: {series} {share:.1%}"))
+    ticks = tuple(Label(BAR_LEFT - 4, 6 + plot_h - plot_h * f + 3, _percent(top * f), "end") for f in (0, 0.5, 1))
+    grid = tuple(6 + plot_h - plot_h * f for f in (0.5, 1))
+    return BarChart(BAR_WIDTH, BAR_HEIGHT, tuple(bars), tuple(axis), ticks, grid, False)
+
+
+def bin_axis(edges: Sequence[float], text: Sequence[str]) -> tuple[Label, ...]:
+    """Labels of the inner edges under a vertical bin chart: at most five, evenly picked, at their bin bounds."""
+    if not edges:
+        return ()
+    plot_w = BAR_WIDTH - BAR_LEFT - 2
+    step = plot_w / (len(edges) + 1)
+    picks = sorted({round(k * (len(edges) - 1) / 4) for k in range(5)}) if len(edges) > 5 else range(len(edges))
+    return tuple(Label(BAR_LEFT + (i + 1) * step, BAR_HEIGHT - 3, text[i]) for i in picks)
+
+
+def horizontal_bars(
+    names: Sequence[str], reference: Sequence[float], current: Sequence[float], new: Sequence[bool]
+) -> BarChart:
+    """Grouped horizontal bars, one row per category (reference above, current below), names on the left."""
+    top = _scale_top([*reference, *current])
+    height = ROW_HEIGHT * len(names) + 16
+    plot_w = BAR_WIDTH - LABEL_WIDTH - 8
+    bar_h = ROW_HEIGHT * 0.38
+    bars, labels = [], []
+    for i, (name, r, c, fresh) in enumerate(zip(names, reference, current, new, strict=True)):
+        y0 = 2 + i * ROW_HEIGHT
+        shown = _shorten(name, 13) + " (new)" if fresh else _shorten(name, 22)
+        labels.append(Label(LABEL_WIDTH - 4, y0 + ROW_HEIGHT * 0.55, shown, "end", fresh))
+        for offset, share, series in ((0.0, r, "reference"), (bar_h, c, "current")):
+            w = plot_w * min(share, top) / top
+            bars.append(Bar(LABEL_WIDTH, y0 + 1 + offset, w, bar_h, series, f"{name}: {series} {share:.1%}"))
+    ticks = tuple(Label(LABEL_WIDTH + plot_w * f, height - 3, _percent(top * f)) for f in (0, 0.5, 1))
+    grid = tuple(LABEL_WIDTH + plot_w * f for f in (0.5, 1))
+    return BarChart(BAR_WIDTH, height, tuple(bars), tuple(labels), ticks, grid, True)
+
+
+def _percent(share: float) -> str:
+    """An axis tick: whole percents, one decimal where needed (12.5%)."""
+    percent = share * 100
+    return f"{percent:.0f}%" if abs(percent - round(percent)) < 1e-9 else f"{percent:.1f}%"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+@dataclass(frozen=True)
+class Line:
+    """A statistic over runs: the polyline's points (viewBox coordinates), the value range and the last value."""
+
+    width: float
+    height: float
+    points: str
+    dots: tuple[tuple[float, float], ...]
+    low: float
+    high: float
+
+
+def line(values: Sequence[float | None]) -> Line | None:
+    """A line through the finite `values` (oldest first; gaps skipped), scaled from 0 to the largest; None if
+    fewer than one value is finite."""
+    known = [(i, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    if not known:
+        return None
+    high = max(max(v for _, v in known), 1e-9)
+    span_x = LINE_WIDTH - 2 * LINE_PAD
+    span_y = LINE_HEIGHT - 2 * LINE_PAD
+    last = max(len(values) - 1, 1)
+    dots = tuple(
+        (round(LINE_PAD + span_x * i / last, 2), round(LINE_PAD + span_y * (1 - v / high), 2)) for i, v in known
+    )
+    return Line(LINE_WIDTH, LINE_HEIGHT, " ".join(f"{x},{y}" for x, y in dots), dots, 0.0, high)
