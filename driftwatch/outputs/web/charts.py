@@ -1,12 +1,18 @@
-"""Chart geometry for inline SVG: grouped bars of two distributions, a line of a statistic over runs, and a strip
-of run severities. Numbers only (coordinates in a fixed viewBox); the templates draw them, so every label goes
-through the template's escaping."""
+"""Inline SVG charts: grouped bars of two distributions and a line of a statistic over runs.
+
+Geometry is computed in a fixed viewBox, then written out as SVG markup here rather than in a template: a page of
+50 features has ~1,000 bars and ~3,000 points, and a template expression per attribute costs more than the rest
+of the page. Every text that reaches the markup (labels, tooltips) goes through `markupsafe.escape`; everything
+else is a number formatted here or a fixed string.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from markupsafe import Markup, escape
 
 #: Bar chart viewBox: width, height, left margin (for the axis labels), bottom margin.
 BAR_WIDTH, BAR_HEIGHT = 320.0, 120.0
@@ -141,7 +147,46 @@ def line(values: Sequence[float | None]) -> Line | None:
     span_x = LINE_WIDTH - 2 * LINE_PAD
     span_y = LINE_HEIGHT - 2 * LINE_PAD
     last = max(len(values) - 1, 1)
-    dots = tuple(
-        (round(LINE_PAD + span_x * i / last, 2), round(LINE_PAD + span_y * (1 - v / high), 2)) for i, v in known
-    )
-    return Line(LINE_WIDTH, LINE_HEIGHT, " ".join(f"{x},{y}" for x, y in dots), dots, 0.0, high)
+    dots = tuple((LINE_PAD + span_x * i / last, LINE_PAD + span_y * (1 - v / high)) for i, v in known)
+    return Line(LINE_WIDTH, LINE_HEIGHT, " ".join(f"{x:.1f},{y:.1f}" for x, y in dots), dots, 0.0, high)
+
+
+def bars_svg(chart: BarChart, caption_id: str) -> Markup:
+    """The SVG element of a bar chart, labelled by the element with id `caption_id`."""
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {chart.width:.0f} {chart.height:.0f}" role="img" '
+        f'aria-labelledby="{escape(caption_id)}">'
+    ]
+    for g in chart.grid:
+        if chart.horizontal:
+            parts.append(f'<line class="gridline" x1="{g:.1f}" x2="{g:.1f}" y1="0" y2="{chart.height - 12:.1f}"/>')
+        else:
+            parts.append(
+                f'<line class="gridline" x1="{BAR_LEFT:.0f}" x2="{chart.width:.0f}" y1="{g:.1f}" y2="{g:.1f}"/>'
+            )
+    for b in chart.bars:
+        parts.append(
+            f'<rect class="bar {b.series}" x="{b.x:.2f}" y="{b.y:.2f}" width="{b.width:.2f}" height="{b.height:.2f}">'
+            f"<title>{escape(b.title)}</title></rect>"
+        )
+    for t in (*chart.ticks, *chart.labels):
+        css = ' class="new"' if t.new else ""
+        parts.append(f'<text x="{t.x:.1f}" y="{t.y:.1f}" text-anchor="{t.anchor}"{css}>{escape(t.text)}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def line_svg(chart: Line, label: str) -> Markup:
+    """The SVG element of a line over runs, with an accessible name from `label`."""
+    base = chart.height - LINE_PAD
+    parts = [
+        f'<svg viewBox="0 0 {chart.width:.0f} {chart.height:.0f}" role="img" '
+        f'aria-label="{escape(label)} over the last {len(chart.dots)} runs, 0 to {chart.high:.3f}">',
+        f'<line class="axis" x1="0" x2="{chart.width:.0f}" y1="{base:.1f}" y2="{base:.1f}"/>',
+    ]
+    if len(chart.dots) > 1:
+        parts.append(f'<polyline points="{chart.points}"/>')
+    x, y = chart.dots[-1]  # the latest run
+    parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2"/>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

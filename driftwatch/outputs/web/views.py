@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from driftwatch.outputs.web.charts import BarChart, Line, bin_axis, horizontal_bars, line, vertical_bars
+from markupsafe import Markup, escape
+
+from driftwatch.outputs.web.charts import bars_svg, bin_axis, horizontal_bars, line, line_svg, vertical_bars
 
 SEVERITY_RANK = {"critical": 2, "warning": 1, "ok": 0}
 #: The statistics of a feature, in the order shown, with their labels and formats.
@@ -52,10 +54,11 @@ EXTRA_TEXT_LIMIT = 200
 
 def number(value: Any) -> float | None:
     """`value` as a finite float, or None (strings, booleans, null, NaN are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    kind = type(value)  # the JSON types first, cheaply: this runs ~10,000 times per page
+    if kind is not float and kind is not int and (isinstance(value, bool) or not isinstance(value, int | float)):
         return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+    result = float(value)
+    return result if math.isfinite(result) else None
 
 
 def fmt_num(value: Any) -> str:
@@ -155,9 +158,10 @@ class ShareRow:
 
 @dataclass(frozen=True)
 class Chart:
-    """A distribution chart and its text alternative."""
+    """A distribution chart (SVG markup) and its text alternative (a table's markup)."""
 
-    svg: BarChart
+    svg: Markup
+    table: Markup
     rows: tuple[ShareRow, ...]
     caption: str
     bars: int
@@ -165,11 +169,13 @@ class Chart:
 
 @dataclass(frozen=True)
 class HistoryView:
-    """PSI and KS of one feature over the recent runs, with its table."""
+    """PSI and KS of one feature over the recent runs (SVG markup, None without values) and their table."""
 
-    psi: Line | None
-    ks: Line | None
-    rows: tuple[tuple[str, str, str, str], ...]  # time, psi, ks, severity
+    psi: Markup | None
+    ks: Markup | None
+    psi_label: str
+    ks_label: str
+    table: Markup
     runs: int
 
 
@@ -202,20 +208,31 @@ def _sort_key(feature: FeatureView, psi: float | None) -> tuple[int, int, float,
     return (-rank, 0 if feature.significant else 1, -(psi or 0.0), feature.name)
 
 
+Runs = Sequence[tuple[str, Mapping[str, Any]]]  # (start time as escaped text, features) per run, oldest first
+
+
+def runs_of(history: Sequence[Mapping[str, Any]]) -> Runs:
+    """The runs of a history (`Store.run_history`) with their times formatted (and escaped) once."""
+    return [
+        (str(escape(fmt_time(run.get("started_at")))), _mapping(run.get("features")))
+        for run in history
+        if isinstance(run, Mapping)
+    ]
+
+
 def feature_views(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] = ()) -> list[FeatureView]:
     """The report's features, worst first: by severity, then significant ones, then by PSI."""
     keyed = []
+    runs = runs_of(history)
     for index, (name, raw) in enumerate(_mapping(report.get("features")).items()):
         data = _mapping(raw)
-        view = feature_view(str(name), data, history, index)
+        view = feature_view(str(name), data, runs, index)
         keyed.append((_sort_key(view, number(data.get("psi"))), view))
     keyed.sort(key=lambda pair: pair[0])
     return [view for _, view in keyed]
 
 
-def feature_view(
-    name: str, data: Mapping[str, Any], history: Sequence[Mapping[str, Any]] = (), index: int = 0
-) -> FeatureView:
+def feature_view(name: str, data: Mapping[str, Any], runs: Runs = (), index: int = 0) -> FeatureView:
     """One feature's card: statistics, gate, breaches, chart, history."""
     formats = {"num": fmt_num, "p": fmt_p, "pct": fmt_pct}
     stats = tuple(
@@ -236,7 +253,7 @@ def feature_view(
         gate = "-"
     breaches = tuple((text(k, 60), severity_of(v)) for k, v in _mapping(data.get("breaches")).items())
     new = tuple((text(k), fmt_pct(v)) for k, v in _mapping(data.get("new_categories")).items())
-    chart, note = distribution_chart(data.get("distribution"))
+    chart, note = distribution_chart(data.get("distribution"), f"f{index}")
     extras = tuple(
         (text(k, 60), _extra(v))
         for k, v in data.items()
@@ -256,7 +273,7 @@ def feature_view(
         new_categories=new,
         chart=chart,
         chart_note=note,
-        history=feature_history(name, history),
+        history=feature_history(name, runs),
         extras=tuple((k, v) for k, v in extras if v is not None),
     )
 
@@ -274,7 +291,7 @@ def _extra(value: Any) -> str | None:
     return None
 
 
-def distribution_chart(raw: Any) -> tuple[Chart | None, str]:
+def distribution_chart(raw: Any, anchor: str = "chart") -> tuple[Chart | None, str]:
     """The chart of a feature's `distribution` (None with a note when it is absent or not understood)."""
     data = _mapping(raw)
     kind = data.get("kind")
@@ -299,7 +316,7 @@ def distribution_chart(raw: Any) -> tuple[Chart | None, str]:
         svg = vertical_bars(labels, ref, cur, bin_axis([e or 0.0 for e in edges], shown))
         rows = tuple(ShareRow(label, fmt_pct(r), fmt_pct(c)) for label, r, c in zip(labels, ref, cur, strict=True))
         caption = f"{len(labels)} PSI bins: share of reference and current values per bin"
-        return Chart(svg, rows, caption, len(svg.bars)), ""
+        return Chart(bars_svg(svg, f"{anchor}-cap"), share_table("bin", rows), rows, caption, len(svg.bars)), ""
     if kind == "categories":
         names = [text(n, 120) for n in _sequence(data.get("categories"))]
         new = [bool(v) for v in _sequence(data.get("new"))]
@@ -316,26 +333,59 @@ def distribution_chart(raw: Any) -> tuple[Chart | None, str]:
         svg = horizontal_bars(names, ref, cur, new)
         rows = tuple(ShareRow(n, fmt_pct(r), fmt_pct(c), f) for n, r, c, f in zip(names, ref, cur, new, strict=True))
         caption = f"{len(names)} categories: share of reference and current values"
-        return Chart(svg, rows, caption, len(svg.bars)), ""
+        return Chart(bars_svg(svg, f"{anchor}-cap"), share_table("category", rows), rows, caption, len(svg.bars)), ""
     return None, f"no chart for a distribution of kind {text(kind, 40)!r}"
 
 
-def feature_history(name: str, history: Sequence[Mapping[str, Any]]) -> HistoryView | None:
-    """PSI and KS of feature `name` over the runs of `history` (oldest first) that judged it; None if none did."""
-    points = []
-    for run in history:
-        stats = _mapping(_mapping(run.get("features")).get(name))
-        if stats:
-            points.append((run.get("started_at"), stats))
+def share_table(first: str, rows: Sequence[ShareRow]) -> Markup:
+    """The numbers of a distribution chart as a table (its text alternative)."""
+    body = "".join(
+        f'<tr><th scope="row">{escape(r.label)}{NEW_TAG if r.new else ""}</th>'
+        f'<td class="n">{escape(r.reference)}</td><td class="n">{escape(r.current)}</td></tr>'
+        for r in rows
+    )
+    return Markup(
+        f'<table class="shares"><thead><tr><th scope="col">{escape(first)}</th><th scope="col" class="n">reference'
+        f'</th><th scope="col" class="n">current</th></tr></thead><tbody>{body}</tbody></table>'
+    )
+
+
+NEW_TAG = ' <span class="newcat">new</span>'
+
+
+def feature_history(name: str, runs: Runs) -> HistoryView | None:
+    """PSI and KS of feature `name` over the runs (oldest first) that judged it; None if none did."""
+    points = [(at, stats) for at, features in runs if (stats := _mapping(features.get(name)))]
     if not points:
         return None
     psi = [number(s.get("psi")) for _, s in points]
     ks = [number(s.get("ks_statistic")) for _, s in points]
-    rows = tuple(
-        (fmt_time(at), fmt_num(s.get("psi")), fmt_num(s.get("ks_statistic")), severity_of(s.get("severity")))
+    body = "".join(
+        f'<tr><td>{at}</td><td class="n">{fmt_num(s.get("psi"))}</td>'
+        f'<td class="n">{fmt_num(s.get("ks_statistic"))}</td><td>{severity_of(s.get("severity"))}</td></tr>'
         for at, s in reversed(points)
     )
-    return HistoryView(line(psi), line(ks), rows, len(points))
+    table = Markup(
+        '<table class="history"><thead><tr><th scope="col">run started</th><th scope="col" class="n">PSI</th>'
+        f'<th scope="col" class="n">KS D</th><th scope="col">severity</th></tr></thead><tbody>{body}</tbody></table>'
+    )
+    psi_line, ks_line = line(psi), line(ks)
+    return HistoryView(
+        line_svg(psi_line, "PSI") if psi_line else None,
+        line_svg(ks_line, "KS D") if ks_line else None,
+        _trend("PSI", psi),
+        _trend("KS D", ks),
+        table,
+        len(points),
+    )
+
+
+def _trend(label: str, values: Sequence[float | None]) -> str:
+    """`PSI 0.412 now, scale 0 to 0.500`: a line chart's caption."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return f"{label}: no values"
+    return f"{label} {fmt_num(known[-1])} now, scale 0 to {fmt_num(max(known))}"
 
 
 @dataclass(frozen=True)
