@@ -116,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--drift-after",
         type=parse_duration,
-        default=timedelta(seconds=60),
-        help="when the production stream starts drifting (default: 60s)",
+        default=timedelta(seconds=30),
+        help="when the production stream starts drifting (default: 30s)",
     )
     demo.add_argument(
         "--drift-speed",

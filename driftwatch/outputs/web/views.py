@@ -246,9 +246,9 @@ def feature_view(name: str, data: Mapping[str, Any], runs: Runs = (), index: int
     elif significant is True and adjusted is None:
         gate = "significance gate off: thresholds alone decide"
     elif significant is True:
-        gate = f"significant (adjusted p = {fmt_p(adjusted)}): breaches count"
+        gate = f"significant ({_adjusted(adjusted)}): breaches count"
     elif significant is False:
-        gate = f"not significant (adjusted p = {fmt_p(adjusted)}): held at ok whatever the thresholds say"
+        gate = f"not significant ({_adjusted(adjusted)}): held at ok whatever the thresholds say"
     else:
         gate = "-"
     breaches = tuple((text(k, 60), severity_of(v)) for k, v in _mapping(data.get("breaches")).items())
@@ -276,6 +276,12 @@ def feature_view(name: str, data: Mapping[str, Any], runs: Runs = (), index: int
         history=feature_history(name, runs),
         extras=tuple((k, v) for k, v in extras if v is not None),
     )
+
+
+def _adjusted(pvalue: float | None) -> str:
+    """`adjusted p = 0.0123`, or `adjusted p < 1e-300`."""
+    shown = fmt_p(pvalue)
+    return f"adjusted p {shown}" if shown.startswith("<") else f"adjusted p = {shown}"
 
 
 def _extra(value: Any) -> str | None:
