@@ -178,10 +178,13 @@ def test_unknown_fields_are_listed_with_the_statistics():
     report = {
         "status": "ok",
         "features": {"f": {"status": "ok", "zero_share": 0.25, "point_masses": 3, "health": {"constant": True}}},
+        "data_health": "stale",
+        "nested": {"a": [1, 2]},
     }
-    page = report_html(report)
+    page = report_html(report, [["not", "a", "run"], {"features": "x"}])
     for label, value in (("zero_share", "0.250"), ("point_masses", "3"), ("health", "constant=yes")):
         assert re.search(rf"<dt>{label}</dt><dd>{re.escape(value)}</dd>", page), label
+    assert "<dt>data_health</dt><dd>stale</dd>" in page and "nested" not in page
 
 
 def test_features_are_sorted_worst_first():

@@ -255,9 +255,9 @@ def feature_view(name: str, data: Mapping[str, Any], runs: Runs = (), index: int
     new = tuple((text(k), fmt_pct(v)) for k, v in _mapping(data.get("new_categories")).items())
     chart, note = distribution_chart(data.get("distribution"), f"f{index}")
     extras = tuple(
-        (text(k, 60), _extra(v))
+        (text(k, 60), shown)
         for k, v in data.items()
-        if k not in KNOWN_FEATURE_FIELDS and v is not None and _extra(v) is not None
+        if k not in KNOWN_FEATURE_FIELDS and (shown := _extra(v)) is not None
     )
     return FeatureView(
         name=name,
@@ -274,7 +274,7 @@ def feature_view(name: str, data: Mapping[str, Any], runs: Runs = (), index: int
         chart=chart,
         chart_note=note,
         history=feature_history(name, runs),
-        extras=tuple((k, v) for k, v in extras if v is not None),
+        extras=extras,
     )
 
 
@@ -409,6 +409,11 @@ class ReportView:
     features: tuple[FeatureView, ...]
     counts: tuple[tuple[str, int], ...]  # severity -> number of features
     runs: int
+    extras: tuple[tuple[str, str], ...] = ()
+
+
+#: Report fields shown in the page's head (the others, when scalar, are listed as they are).
+KNOWN_REPORT_FIELDS = {"monitor", "window", "rows", "status", "reason", "severity", "drift_share", "features"}
 
 
 def report_view(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] = ()) -> ReportView:
@@ -434,7 +439,12 @@ def report_view(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] 
         reason=text(report.get("reason")) if report.get("reason") else "",
         features=tuple(features),
         counts=counts + ((("not judged", skipped),) if skipped else ()),
-        runs=sum(1 for run in history if _mapping(run.get("features"))),
+        runs=sum(1 for run in history if isinstance(run, Mapping) and _mapping(run.get("features"))),
+        extras=tuple(
+            (text(k, 60), shown)
+            for k, v in report.items()
+            if k not in KNOWN_REPORT_FIELDS and (shown := _extra(v)) is not None
+        ),
     )
 
 
