@@ -110,7 +110,10 @@ def horizontal_bars(
         for offset, share, series in ((0.0, r, "reference"), (bar_h, c, "current")):
             w = plot_w * min(share, top) / top
             bars.append(Bar(LABEL_WIDTH, y0 + 1 + offset, w, bar_h, series, f"{name}: {series} {share:.1%}"))
-    ticks = tuple(Label(LABEL_WIDTH + plot_w * f, height - 3, _percent(top * f)) for f in (0, 0.5, 1))
+    ticks = tuple(
+        Label(LABEL_WIDTH + plot_w * f, height - 3, _percent(top * f), anchor)
+        for f, anchor in ((0, "middle"), (0.5, "middle"), (1, "end"))
+    )
     grid = tuple(LABEL_WIDTH + plot_w * f for f in (0.5, 1))
     return BarChart(BAR_WIDTH, height, tuple(bars), tuple(labels), ticks, grid, True)
 
