@@ -244,3 +244,26 @@ def test_report_command_errors_are_one_line(tmp_path: Path):
         "report", "-c", "driftwatch.yaml", "--monitor", "from-files", "-o", "no/such/dir/r.html", cwd=tmp_path
     )
     assert done.returncode == 2 and "cannot write no/such/dir/r.html" in done.stderr
+
+
+def test_report_file_history_reads_the_state_database_up_to_its_time(tmp_path: Path):
+    """A report file's history: the stored runs started up to `--at`, then this run; no database, no history (and
+    none is created)."""
+    from driftwatch.runtime.reports import stored_history
+
+    at = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    report = {"status": "ok", "severity": "critical", "features": {"a": {"psi": 0.5, "ks_statistic": 0.3, "x": 1}}}
+    assert stored_history(tmp_path / "none.db", "m", at, report) == []
+    assert not (tmp_path / "none.db").exists()
+    with Store(tmp_path / "state.db") as store:
+        for minutes in (-20, -10, 10):
+            moment = at + timedelta(minutes=minutes)
+            stored = {"features": {"a": {"psi": 0.01, "ks_statistic": 0.02, "severity": "ok"}}}
+            store.record_run(
+                "m", started=moment, finished=moment, outcome="ok", severity="ok", error=None, report=stored
+            )
+    history = stored_history(tmp_path / "state.db", "m", at, report)
+    assert [run["started_at"] for run in history] == [at - timedelta(minutes=20), at - timedelta(minutes=10), at]
+    assert history[-1]["features"] == {"a": {"psi": 0.5, "ks_statistic": 0.3, "severity": None}}
+    page = report_document(report, history)
+    assert "History of the last 3 runs" in page
