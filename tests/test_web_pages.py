@@ -267,3 +267,20 @@ def test_report_file_history_reads_the_state_database_up_to_its_time(tmp_path: P
     assert history[-1]["features"] == {"a": {"psi": 0.5, "ks_statistic": 0.3, "severity": None}}
     page = report_document(report, history)
     assert "History of the last 3 runs" in page
+
+
+def test_point_mass_bins_thresholds_and_baseline_are_shown():
+    """A point-mass bin is labelled `= value`; the levels applied and what the reference was are on the page."""
+    rng = np.random.default_rng(9)
+    reference = pd.DataFrame({"x": np.where(rng.random(4000) < 0.6, 0.0, rng.exponential(3, 4000))})
+    current = pd.DataFrame({"x": np.where(rng.random(1000) < 0.3, 0.0, rng.exponential(3, 1000))})
+    report = compare(build_profile(reference, numeric=["x"]), current).to_dict()
+    edges = report["features"]["x"]["distribution"]["edges"]
+    assert 0.0 in edges and float(np.nextafter(0.0, 1.0)) in edges  # the zeros have a bin of their own
+    report["baseline"] = {"kind": "window", "source": "prod", "start": "2026-01-01T00:00:00+00:00",
+                          "end": "2026-01-29T00:00:00+00:00", "rows": 5000, "calibration": {"windows": 30}}  # fmt: skip
+    page = report_html(report)
+    assert '<th scope="row">= 0</th>' in page
+    assert "psi 0.100 / 0.250" in page and "ks_statistic 0.100 / 0.200" in page
+    assert "prod from 2026-01-01 00:00:00 UTC to 2026-01-29 00:00:00 UTC (5,000 rows)" in page
+    assert "thresholds calibrated on 30 windows" in page

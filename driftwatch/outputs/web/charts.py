@@ -91,7 +91,11 @@ def bin_axis(edges: Sequence[float], text: Sequence[str]) -> tuple[Label, ...]:
     plot_w = BAR_WIDTH - BAR_LEFT - 2
     step = plot_w / (len(edges) + 1)
     picks = sorted({round(k * (len(edges) - 1) / 4) for k in range(5)}) if len(edges) > 5 else range(len(edges))
-    return tuple(Label(BAR_LEFT + (i + 1) * step, BAR_HEIGHT - 3, text[i]) for i in picks)
+    labels: list[Label] = []
+    for i in picks:
+        if not labels or labels[-1].text != text[i]:  # a point-mass bin's two edges print alike
+            labels.append(Label(BAR_LEFT + (i + 1) * step, BAR_HEIGHT - 3, text[i]))
+    return tuple(labels)
 
 
 def horizontal_bars(

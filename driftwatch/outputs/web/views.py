@@ -43,6 +43,7 @@ KNOWN_FEATURE_FIELDS = {s for s, _, _ in STATISTICS} | {
     "breaches",
     "severity",
     "distribution",
+    "thresholds",
 }
 EXTRA_TEXT_LIMIT = 200
 
@@ -196,6 +197,7 @@ class FeatureView:
     chart_note: str
     history: HistoryView | None
     extras: tuple[tuple[str, str], ...] = ()
+    thresholds: tuple[tuple[str, str, str], ...] = ()  # statistic, warning, critical (the levels applied)
 
     @property
     def stats_map(self) -> dict[str, str]:
@@ -274,6 +276,10 @@ def feature_view(name: str, data: Mapping[str, Any], runs: Runs = (), index: int
         chart=chart,
         chart_note=note,
         history=feature_history(name, runs),
+        thresholds=tuple(
+            (text(k, 60), fmt_num(_mapping(v).get("warning")), fmt_num(_mapping(v).get("critical")))
+            for k, v in _mapping(data.get("thresholds")).items()
+        ),
         extras=extras,
     )
 
@@ -314,11 +320,7 @@ def distribution_chart(raw: Any, anchor: str = "chart") -> tuple[Chart | None, s
         if len(edges) != len(ref) - 1:
             return None, "distribution not readable"
         shown = [fmt_edge(e) for e in edges]
-        labels = (
-            [f"< {shown[0]}", *(f"{a} to {b}" for a, b in zip(shown, shown[1:], strict=False)), f">= {shown[-1]}"]
-            if shown
-            else ["all values"]
-        )
+        labels = bin_labels([e if e is not None else math.nan for e in edges], shown)
         svg = vertical_bars(labels, ref, cur, bin_axis([e or 0.0 for e in edges], shown))
         rows = tuple(ShareRow(label, fmt_pct(r), fmt_pct(c)) for label, r, c in zip(labels, ref, cur, strict=True))
         caption = f"{len(labels)} PSI bins: share of reference and current values per bin"
@@ -341,6 +343,37 @@ def distribution_chart(raw: Any, anchor: str = "chart") -> tuple[Chart | None, s
         caption = f"{len(names)} categories: share of reference and current values"
         return Chart(bars_svg(svg, f"{anchor}-cap"), share_table("category", rows), rows, caption, len(svg.bars)), ""
     return None, f"no chart for a distribution of kind {text(kind, 40)!r}"
+
+
+def bin_labels(edges: Sequence[float], shown: Sequence[str]) -> list[str]:
+    """A label per PSI bin: `< a`, `a to b`, `>= z`; a point-mass bin [a, next float after a) is `= a`."""
+    if not shown:
+        return ["all values"]
+    labels = [f"< {shown[0]}"]
+    for k in range(1, len(shown)):
+        low, high = edges[k - 1], edges[k]
+        labels.append(f"= {shown[k - 1]}" if high == math.nextafter(low, math.inf) else f"{shown[k - 1]} to {shown[k]}")
+    labels.append(f">= {shown[-1]}")
+    return labels
+
+
+def baseline_text(raw: Any) -> str:
+    """What the reference was, in one line: `file PATH (N rows)` or `SOURCE from START to END (N rows)`, with the
+    calibration when there was one; "" when the report does not say."""
+    data = _mapping(raw)
+    if not data:
+        return ""
+    rows = f" ({fmt_int(data.get('rows'))} rows)" if number(data.get("rows")) is not None else ""
+    if data.get("kind") == "window":
+        what = f"{text(data.get('source'), 120)} from {fmt_time(data.get('start'))} to {fmt_time(data.get('end'))}"
+    elif data.get("kind") == "file":
+        what = f"file {text(data.get('path'), 300)}"
+    else:
+        what = text(data.get("kind"), 60)
+    calibration = _mapping(data.get("calibration"))
+    windows = number(calibration.get("windows"))
+    calibrated = f"; thresholds calibrated on {int(windows)} windows" if windows is not None else ""
+    return what + rows + calibrated
 
 
 def share_table(first: str, rows: Sequence[ShareRow]) -> Markup:
@@ -410,10 +443,21 @@ class ReportView:
     counts: tuple[tuple[str, int], ...]  # severity -> number of features
     runs: int
     extras: tuple[tuple[str, str], ...] = ()
+    baseline: str = ""
 
 
 #: Report fields shown in the page's head (the others, when scalar, are listed as they are).
-KNOWN_REPORT_FIELDS = {"monitor", "window", "rows", "status", "reason", "severity", "drift_share", "features"}
+KNOWN_REPORT_FIELDS = {
+    "monitor",
+    "window",
+    "rows",
+    "status",
+    "reason",
+    "severity",
+    "drift_share",
+    "features",
+    "baseline",
+}
 
 
 def report_view(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] = ()) -> ReportView:
@@ -440,6 +484,7 @@ def report_view(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] 
         features=tuple(features),
         counts=counts + ((("not judged", skipped),) if skipped else ()),
         runs=sum(1 for run in history if isinstance(run, Mapping) and _mapping(run.get("features"))),
+        baseline=baseline_text(report.get("baseline")),
         extras=tuple(
             (text(k, 60), shown)
             for k, v in report.items()
