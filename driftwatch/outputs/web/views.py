@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
 
@@ -367,7 +368,7 @@ def baseline_text(raw: Any) -> str:
     if data.get("kind") == "window":
         what = f"{text(data.get('source'), 120)} from {fmt_time(data.get('start'))} to {fmt_time(data.get('end'))}"
     elif data.get("kind") == "file":
-        what = f"file {text(data.get('path'), 300)}"
+        what = f"file {text(PurePath(str(data.get('path'))).name, 200)}"  # the name: the folder is the server's
     else:
         what = text(data.get("kind"), 60)
     calibration = _mapping(data.get("calibration"))
