@@ -286,13 +286,22 @@ def test_ui_token_guards_the_pages_only(site: DaemonProcess):
 
 
 def test_page_headers_forbid_scripts_and_framing(site: DaemonProcess):
-    """Pages are sent with a CSP that allows inline CSS only, nosniff and no-referrer."""
+    """Pages are sent with a CSP that allows inline CSS only, nosniff and no-referrer; `?refresh=N` (5 to 3600)
+    makes a page reload itself."""
     request = urllib.request.Request(f"{site.base}/", headers={"authorization": f"Bearer {UI_TOKEN}"})
     with urllib.request.urlopen(request, timeout=5) as reply:
         headers = reply.headers
     assert headers["content-type"].startswith("text/html")
     assert headers["content-security-policy"].startswith("default-src 'none'; style-src 'unsafe-inline'")
     assert (headers["x-content-type-options"], headers["referrer-policy"]) == ("nosniff", "no-referrer")
+
+    def page(query: str) -> str:
+        request = urllib.request.Request(f"{site.base}/{query}", headers={"authorization": f"Bearer {UI_TOKEN}"})
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return reply.read().decode()
+
+    assert '<meta http-equiv="refresh" content="30">' in page("?refresh=30")
+    assert 'http-equiv="refresh"' not in page("?refresh=1") + page("?refresh=x") + page("")
 
 
 def test_report_file_opens_offline_and_matches_repr_html(tmp_path: Path, browser: Browser):
