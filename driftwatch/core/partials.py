@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from driftwatch.core.distribution import bin_shares
 from driftwatch.core.policy import Policy, evaluate, summarise
 from driftwatch.core.profile import NumericProfile, Profile, ProfileSettings, ReferenceGrid, bin_counts
 from driftwatch.core.report import FeatureStats, Report
@@ -724,6 +725,7 @@ def _numeric_stats(feature: NumericProfile, state: _NumericState, epsilon: float
         ks_pvalue=pvalue,
         js_distance=js_distance(feature.counts, counts.bins),
         wasserstein=wasserstein / std if std > 0 else None,
+        distribution=bin_shares(feature.edges, feature.counts, counts.bins),
     )
 
 
