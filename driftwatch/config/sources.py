@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from driftwatch.config.base import TABLE, Column, StrictModel, resolve_path
+from driftwatch.config.base import NAME, TABLE, Column, StrictModel, resolve_path
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -21,12 +21,13 @@ BatchRows = Annotated[int, Field(ge=1, le=MAX_BATCH_ROWS)]
 
 
 class FileSourceConfig(StrictModel):
-    """Parquet or CSV files: one path or a glob."""
+    """Parquet or CSV files: one path or a glob; `engine` names an `engines` entry that counts its windows."""
 
     kind: Literal["parquet", "csv"]
     path: Path
     timestamp_column: Column
     batch_rows: BatchRows = DEFAULT_BATCH_ROWS
+    engine: Annotated[str, Field(pattern=NAME.pattern)] | None = None
 
     @field_validator("path")
     @classmethod

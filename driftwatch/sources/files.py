@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import glob
 import os
 import re
@@ -140,6 +141,14 @@ class FileWindow(Window):
             )
         bounds = timestamp_bound(self.start, ts_type), timestamp_bound(self.end, ts_type)
         self.filter = (ds.field(ts) >= bounds[0]) & (ds.field(ts) < bounds[1])
+
+    def part(self, files: Sequence[str]) -> FileWindow:
+        """This window over some of its frozen files, their frozen sizes and mtimes kept (what one worker reads)."""
+        part = copy.copy(self)
+        part.files = tuple(files)
+        part._stamps = {path: self._stamps[path] for path in part.files}
+        part.rows_read = 0
+        return part
 
     def record_batches(self) -> Iterator[pa.RecordBatch]:
         """One pass as arrow record batches of at most `batch_rows` rows (possibly empty ones), file by file."""
