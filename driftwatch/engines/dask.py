@@ -35,6 +35,8 @@ log = logging.getLogger("driftwatch.engines.dask")
 
 #: Partials merged per merge task on the cluster (the daemon receives one partial per pass).
 FAN_IN = 8
+#: Submissions of one pass: a pass the cluster lost is submitted once more.
+ATTEMPTS = 2
 #: How long a run may wait on the cluster when its monitor has no timeout.
 DEFAULT_TIMEOUT = 600.0
 #: Bounds on closing a client and a cluster the engine started.
@@ -99,6 +101,12 @@ class DaskEngine:
         where = f"a local cluster of {self.workers} worker processes" if self.address == "local" else self.address
         return f"dask engine {self.name} ({where})"
 
+    @property
+    def scheduler_address(self) -> str | None:
+        """The scheduler's address once connected (a local cluster's is chosen when it starts), else None."""
+        client = self._client
+        return None if client is None else str(client.scheduler.address)
+
     def source(self, files: ParquetSource | CsvSource, *, timeout: float | None = None) -> DaskSource:
         """`files` with its windows counted on this engine, each run waiting at most `timeout` seconds."""
         if not isinstance(files, ParquetSource | CsvSource):
@@ -106,16 +114,41 @@ class DaskEngine:
         return DaskSource(files, self, timeout)
 
     def count(self, window: FileWindow, request: Request, deadline: float) -> Counted:
-        """One pass of `request` over every file of `window` on the cluster, before `deadline` (monotonic)."""
+        """One pass of `request` over every file of `window` on the cluster, before `deadline` (monotonic).
+
+        A pass the cluster loses (a worker died holding data no task can recompute: the scattered profile or
+        cells) is submitted once more, the profile scattered again; a SourceError of a worker (a file changed or
+        unreadable) is this run's error as it is.
+        """
         if not window.files:
             return None, 0
-        client = self._connected(window.source, deadline)
+        for attempt in range(1, ATTEMPTS + 1):
+            client = self._connected(window.source, deadline)
+            try:
+                return self._count_once(client, window, request, deadline)
+            except SourceError:
+                raise
+            except TimeoutError as err:
+                raise SourceUnavailable(
+                    f"{self.describe()}: no result before the run's deadline (the monitor's timeout)",
+                    source=window.source,
+                ) from err
+            except Exception as err:  # whatever the cluster says (lost workers, cancelled, closed) is this run's
+                if attempt == ATTEMPTS or self._closed or _remaining(deadline) <= 0:
+                    raise SourceUnavailable(
+                        f"{self.describe()}: {type(err).__name__}: {one_line(err)}", source=window.source
+                    ) from err
+                log.warning("%s: pass %d lost (%s), submitting it again", self.describe(), request.stage, err)
+                self._forget(request.profile)
+        raise AssertionError("unreachable")
+
+    def _count_once(self, client: Client, window: FileWindow, request: Request, deadline: float) -> Counted:
         futures: list[Future] = []
         try:
             profile = self._scattered(client, request.profile, deadline)
             jobs: Any = request.jobs
             if request.stage > 1:  # the cells to count: once per pass, not once per task
-                (jobs,) = client.scatter([jobs], hash=False, timeout=_remaining(deadline))
+                (jobs,) = client.scatter([jobs], broadcast=True, hash=False, timeout=_remaining(deadline))
             level = [
                 client.submit(count_files, profile, request.stage, jobs, window.part([path]), pure=False)
                 for path in window.files
@@ -129,19 +162,12 @@ class DaskEngine:
                 futures += level
             result: Counted = level[0].result(timeout=_remaining(deadline))
             return result
-        except SourceError:
-            raise
-        except TimeoutError as err:
-            raise SourceUnavailable(
-                f"{self.describe()}: no result before the run's deadline (the monitor's timeout)", source=window.source
-            ) from err
-        except Exception as err:  # whatever the cluster says (lost workers, cancelled, closed) is this run's error
-            raise SourceUnavailable(
-                f"{self.describe()}: {type(err).__name__}: {one_line(err)}", source=window.source
-            ) from err
         finally:
-            if futures:
-                _cancel(client, futures)
+            _cancel(client, futures)
+
+    def _forget(self, profile: Profile) -> None:
+        with self._lock:
+            self._profiles.pop(id(profile), None)
 
     def close(self) -> None:
         """Disconnect, and stop the cluster this engine started; later counts are refused. Never raises."""
@@ -189,7 +215,7 @@ class DaskEngine:
                 threads_per_worker=self.threads_per_worker,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # the HTTP routes bind a free loopback port, never :8787
             )
         return distributed.Client(self._cluster, timeout=_remaining(deadline), set_as_default=False)
 
