@@ -199,6 +199,18 @@ def test_cluster_report_equals_the_streamed_report(engine: DaskEngine, files: di
     assert "last" in report.feature("plan").stats.new_categories
 
 
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_a_url_glob_is_read_through_fsspec(engine: DaskEngine, files: dict[str, str], kind: str):
+    """A `file://` URL glob (fsspec) gives the local path's report, on the cluster and streamed in-process."""
+    profile = profile_with_grids(6)
+    local, url = file_source(kind, files[kind]), file_source(kind, "file://" + files[kind])
+    window = engine.source(url, timeout=60).window(START, END, COLUMNS)
+    assert window.files.files and all(path.startswith("file://") for path in window.files.files)
+    want = count_window(profile, Batches(local.window(START, END, COLUMNS)))
+    assert_same_job(counted(window, profile), want)
+    assert_same_job(count_window(profile, Batches(url.window(START, END, COLUMNS))), want)
+
+
 @pytest.mark.parametrize(
     "where",
     [pytest.param("before", id="files-without-rows-in-the-window"), pytest.param("nofiles", id="no-files")],
@@ -451,3 +463,16 @@ sources:
         parse_config(text, base_dir=tmp_path, env={})
     message = str(caught.value)
     assert "\n" not in message and problem in message, message
+
+
+def test_a_url_path_is_kept_as_a_url_and_a_local_one_resolved(tmp_path: Path):
+    """`s3://...` stays the URL it is (fsspec reads it, nothing is checked at load); a local glob is resolved."""
+    (tmp_path / "d").mkdir()
+    text = """
+sources:
+  remote: {kind: parquet, path: "s3://bucket/events/*.parquet", timestamp_column: ts}
+  local: {kind: parquet, path: "d/*.parquet", timestamp_column: ts}
+"""
+    config = parse_config(text, base_dir=tmp_path, env={})
+    assert config.sources["remote"].path == "s3://bucket/events/*.parquet"
+    assert config.sources["local"].path == tmp_path / "d" / "*.parquet"

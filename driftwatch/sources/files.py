@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import glob
-import os
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -13,11 +11,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from driftwatch.errors import SchemaMismatch, SourceError, SourceUnavailable
 from driftwatch.sources.base import DEFAULT_BATCH_ROWS, Window, as_utc, check_columns, checked_batch_rows, one_line
+from driftwatch.sources.filesystems import Files, Stamp
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROS_PER_TICK = {"s": 1_000_000, "ms": 1_000, "us": 1}
@@ -26,7 +24,6 @@ _OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _BATCH_READAHEAD = 1
 #: Parquet is read through a buffered stream of this many bytes, not a whole column chunk at a time.
 _BUFFER_BYTES = 1 << 20
-_LOCAL = pafs.LocalFileSystem()
 
 
 def timestamp_bound(moment: datetime, arrow_type: pa.TimestampType) -> pa.Scalar:
@@ -46,7 +43,8 @@ class _FileSource:
         self, name: str, path_glob: str, timestamp_column: str, *, batch_rows: int = DEFAULT_BATCH_ROWS
     ) -> None:
         self.name = name
-        self.path_glob = path_glob
+        self.path_glob = str(path_glob)
+        self.locations = Files(self.path_glob, name)
         self.timestamp_column = timestamp_column
         self.batch_rows = checked_batch_rows(name, batch_rows)
 
@@ -58,9 +56,11 @@ class _FileSource:
         """Nothing to release: every pass opens and closes its files."""
 
     def files(self) -> list[str]:
-        """The files the glob matches right now, sorted."""
-        matches = glob.glob(os.path.expanduser(self.path_glob), recursive=True)
-        return sorted(path for path in matches if os.path.isfile(path))
+        """The files the glob (or URL glob) matches right now, sorted."""
+        try:
+            return self.locations.glob()
+        except OSError as err:
+            raise SourceUnavailable(f"cannot list {self.path_glob}: {one_line(err)}", source=self.name) from err
 
     def _format(self, files: list[str]) -> ds.FileFormat:
         raise NotImplementedError
@@ -70,7 +70,8 @@ class _FileSource:
 
     def _read_file(self, window: FileWindow, path: str) -> Iterator[pa.RecordBatch]:
         """The window's rows of one file: a `pyarrow.dataset` scan with projection, filter and little read-ahead."""
-        dataset = ds.dataset([path], format=window.format, schema=window.schema)
+        filesystem, where = self.locations.arrow(path)
+        dataset = ds.dataset([where], format=window.format, schema=window.schema, filesystem=filesystem)
         scanner = dataset.scanner(
             columns=window.projection,
             filter=window.filter,
@@ -130,7 +131,8 @@ class FileWindow(Window):
         source, files, ts = self._source, list(self.files), self._source.timestamp_column
         try:
             self.format = source._format(files)
-            self.schema = ds.dataset(files, format=self.format).schema
+            filesystem, paths = source.locations.arrow_all(files)
+            self.schema = ds.dataset(paths, format=self.format, filesystem=filesystem).schema
         except (OSError, pa.ArrowException) as err:
             raise source._unavailable(err, files) from err
         check_columns(self.source, self.schema.names, [*self.columns, ts])
@@ -201,16 +203,16 @@ class FileWindow(Window):
 
     def _check_unchanged(self, path: str) -> None:
         try:
-            now = os.stat(path)
+            now = self._source.locations.stamp(path)
         except FileNotFoundError:
             detail = "removed"
         except OSError as err:
             raise self._unreadable(path, err) from err
         else:
-            size, mtime_ns = self._stamps[path]
-            if (now.st_size, now.st_mtime_ns) == (size, mtime_ns):
+            size, change = self._stamps[path]
+            if now == (size, change):
                 return
-            detail = f"size {size} -> {now.st_size} bytes" if now.st_size != size else "modified"
+            detail = f"size {size} -> {now[0]} bytes" if now[0] != size else "modified"
         raise SourceError(f"file {path} changed between passes ({detail})", source=self.source)
 
     def _unreadable(self, path: str, err: BaseException) -> SourceUnavailable:
@@ -228,13 +230,13 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _stamp(source: _FileSource, path: str) -> tuple[int, int]:
-    """A file's (size, mtime_ns), frozen with the window; SourceUnavailable if it cannot be stat'ed."""
+def _stamp(source: _FileSource, path: str) -> Stamp:
+    """A file's (size, change token: mtime_ns locally), frozen with the window; SourceUnavailable if it cannot be
+    stat'ed."""
     try:
-        stat = os.stat(path)
+        return source.locations.stamp(path)
     except OSError as err:
         raise SourceUnavailable(f"cannot read {path}: {one_line(err)}", source=source.name) from err
-    return stat.st_size, stat.st_mtime_ns
 
 
 class ParquetSource(_FileSource):
@@ -246,7 +248,8 @@ class ParquetSource(_FileSource):
         return ds.ParquetFileFormat()
 
     def _probe(self, path: str) -> None:
-        pq.read_metadata(path)
+        filesystem, where = self.locations.arrow(path)
+        pq.read_metadata(where, filesystem=filesystem)
 
     def _read_file(self, window: FileWindow, path: str) -> Iterator[pa.RecordBatch]:
         """The window's rows of one file, streamed page by page.
@@ -255,7 +258,8 @@ class ParquetSource(_FileSource):
         picks the row groups the filter may match from their statistics, reads them with `iter_batches` through
         a buffered stream, then casts to the window's schema and filters each batch.
         """
-        fragment = window.format.make_fragment(os.path.abspath(path), _LOCAL)
+        filesystem, where = self.locations.arrow(path)
+        fragment = window.format.make_fragment(where, filesystem)
         row_groups = [
             group.id
             for piece in fragment.split_by_row_group(window.filter, schema=window.schema)
@@ -265,7 +269,7 @@ class ParquetSource(_FileSource):
             return
         needed = list(dict.fromkeys([*window.projection, self.timestamp_column]))
         target = pa.schema([window.schema.field(name) for name in needed])
-        with pq.ParquetFile(path, pre_buffer=False, buffer_size=_BUFFER_BYTES) as file:
+        with pq.ParquetFile(where, pre_buffer=False, buffer_size=_BUFFER_BYTES, filesystem=filesystem) as file:
             present = [name for name in needed if name in file.schema_arrow.names]
             for batch in file.iter_batches(window.batch_rows, row_groups=row_groups, columns=present):
                 table = _conformed(pa.Table.from_batches([batch]), target).filter(window.filter)
@@ -287,7 +291,8 @@ class CsvSource(_FileSource):
             include_columns=[self.timestamp_column],
             include_missing_columns=True,
         )
-        with pacsv.open_csv(first_file, convert_options=options) as reader:
+        filesystem, where = self.locations.arrow(first_file)
+        with filesystem.open_input_stream(where) as stream, pacsv.open_csv(stream, convert_options=options) as reader:
             for batch in reader:
                 values = batch.column(0).drop_null()
                 if len(values):
