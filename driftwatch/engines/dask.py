@@ -86,6 +86,37 @@ def counting_profile(profile: Profile) -> Profile:
     return replace(profile, features=features)
 
 
+def counting_jobs(request: Request) -> Any:
+    """What the workers need of a later pass's request: the cells' bounds, not what the daemon knows of them.
+
+    Pass 2 (`count_fine`) reads each feature's intervals, points, point slots and cell bounds; the reference
+    counts (`ref`, `point_upto`, `point_below`) and `cell_slot` stay here. Pass 3 (`count_crossings`) reads only
+    the crossing cells' bounds, so those alone are sent, all marked crossing.
+    """
+    empty = np.empty(0, dtype=np.int64)
+    jobs: dict[str, Any] = {}
+    for name, job in request.jobs.items():
+        if request.stage == 2:
+            jobs[name] = replace(job, cell_slot=empty, ref=empty, point_upto=empty, point_below=empty)
+        else:
+            cells, crossing = job
+            slim = replace(
+                cells,
+                left=cells.left[crossing],
+                right=cells.right[crossing],
+                cell_slot=empty,
+                first=np.empty(0, dtype=bool),
+                last=np.empty(0, dtype=bool),
+                ref=empty,
+                points=np.empty(0),
+                point_slot=empty,
+                point_upto=empty,
+                point_below=empty,
+            )
+            jobs[name] = (slim, np.ones(slim.left.size, dtype=bool))
+    return jobs
+
+
 def merge_counted(*counted: Counted) -> Counted:
     """The partials of several tasks added up, and their rows."""
     total: Partial | None = None
@@ -169,7 +200,9 @@ class DaskEngine:
             profile = self._scattered(client, request.profile, deadline)
             jobs: Any = request.jobs
             if request.stage > 1:  # the cells to count: once per pass, not once per task
-                (jobs,) = client.scatter([jobs], broadcast=True, hash=False, timeout=_remaining(deadline))
+                shipped = [counting_jobs(request)]
+                (jobs,) = client.scatter(shipped, broadcast=True, hash=False, timeout=_remaining(deadline))
+                del shipped
             level = [
                 client.submit(count_files, profile, request.stage, jobs, window.part([path]), pure=False)
                 for path in window.files
@@ -228,6 +261,7 @@ class DaskEngine:
 
     def _connect(self, deadline: float) -> Client:
         distributed: Any = importlib.import_module("distributed")  # the optional extra, imported on first use
+        logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines (nannies, comms) are noise here
         if self.address != "local":
             return distributed.Client(self.address, timeout=_remaining(deadline), set_as_default=False)
         if self._cluster is None:
