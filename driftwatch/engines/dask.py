@@ -199,10 +199,11 @@ class DaskEngine:
         try:
             profile = self._scattered(client, request.profile, deadline)
             jobs: Any = request.jobs
-            if request.stage > 1:  # the cells to count: once per pass, not once per task
-                shipped = [counting_jobs(request)]
-                (jobs,) = client.scatter(shipped, broadcast=True, hash=False, timeout=_remaining(deadline))
-                del shipped
+            if request.stage > 1:  # the cells to count: once per pass (not per task), one feature at a time
+                jobs = {
+                    name: client.scatter([job], broadcast=True, hash=False, timeout=_remaining(deadline))[0]
+                    for name, job in counting_jobs(request).items()
+                }
             level = [
                 client.submit(count_files, profile, request.stage, jobs, window.part([path]), pure=False)
                 for path in window.files
