@@ -96,13 +96,13 @@ def local_engine() -> Iterator[DaskEngine]:
 class ExternalCluster:
     """`dask scheduler` and 2 `dask worker` processes on 127.0.0.1, stopped with SIGTERM then SIGKILL."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, workers: int = 2) -> None:
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs = directory
         self._start("scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--dashboard-address", "127.0.0.1:0")
-        for i in range(2):
+        for i in range(workers):
             self._start(
                 "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard", f"--name=w{i}"
             )
@@ -117,7 +117,8 @@ class ExternalCluster:
         from distributed import Client
 
         with Client(self.address, timeout=timeout, set_as_default=False) as client:
-            client.wait_for_workers(n, timeout=timeout)
+            if n:
+                client.wait_for_workers(n, timeout=timeout)
 
     def log(self) -> str:
         return "\n".join(path.read_text(errors="replace")[-2000:] for path in sorted(self.logs.glob("*.log")))
@@ -303,6 +304,28 @@ def test_a_dead_scheduler_is_a_one_line_source_error_within_the_timeout(files: d
     assert "\n" not in result.error and result.error.startswith("source files: dask engine lake")
     assert "cannot connect" in result.error
     assert elapsed < 3 + 2, elapsed
+
+
+def test_a_cluster_without_workers_is_a_one_line_timeout_error(files: dict[str, str], tmp_path: Path):
+    """A scheduler that never runs the tasks (no workers): a one-line source error at the monitor's timeout."""
+    require_distributed()
+    cluster = ExternalCluster(tmp_path, workers=0)
+    try:
+        cluster.wait_for_workers(0)
+        config = load(write_config(tmp_path, files["parquet"], cluster.address, timeout="4s"))
+        sources = open_sources(config)
+        try:
+            monitor = prepare_monitor("m", config, tmp_path / "profiles", sources)
+            began = time.monotonic()
+            result = run_monitor(monitor, END)
+            elapsed = time.monotonic() - began
+        finally:
+            close_sources(sources.values())
+    finally:
+        cluster.stop()
+    assert result.outcome == "error" and result.error is not None and "\n" not in result.error
+    assert result.error.startswith("source files: dask engine lake") and "deadline" in result.error, result.error
+    assert 4 <= elapsed < 4 + 3, elapsed
 
 
 def test_a_closed_engine_stops_its_local_cluster_and_refuses_work(files: dict[str, str]):

@@ -175,8 +175,8 @@ class DaskEngine:
         if not window.files:
             return None, 0
         for attempt in range(1, ATTEMPTS + 1):
-            client = self._connected(window.source, deadline)
             try:
+                client = self._connected(window.source, deadline)
                 return self._count_once(client, window, request, deadline)
             except SourceError:
                 raise
@@ -186,7 +186,7 @@ class DaskEngine:
                     source=window.source,
                 ) from err
             except Exception as err:  # whatever the cluster says (lost workers, cancelled, closed) is this run's
-                if attempt == ATTEMPTS or self._closed or _remaining(deadline) <= 0:
+                if attempt == ATTEMPTS or self._closed:
                     raise SourceUnavailable(
                         f"{self.describe()}: {type(err).__name__}: {one_line(err)}", source=window.source
                     ) from err
@@ -241,11 +241,13 @@ class DaskEngine:
     # -- internals ------------------------------------------------------------------------------------------
     def _connected(self, source: str, deadline: float) -> Client:
         """The engine's client: connected (or its local cluster started) on first use, again after a loss."""
-        if not self._lock.acquire(timeout=_remaining(deadline)):
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise SourceUnavailable(f"{self.describe()}: still connecting at the run's deadline", source=source)
         try:
             if self._closed:
-                raise SourceUnavailable(f"{self.describe()}: closed (the config was reloaded)", source=source)
+                raise SourceUnavailable(
+                    f"{self.describe()}: closed (the config was reloaded, or the daemon is stopping)", source=source
+                )
             if self._client is not None and self._client.status in ("running", "connecting"):
                 return self._client
             self._drop_client()
@@ -300,7 +302,11 @@ class DaskEngine:
 
 
 def _remaining(deadline: float) -> float:
-    return max(0.0, deadline - time.monotonic())
+    """Seconds left before `deadline`; TimeoutError when none (a timeout of 0 may mean "none" to distributed)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the run's deadline has passed")
+    return left
 
 
 def _cancel(client: Client, futures: list[Future]) -> None:
