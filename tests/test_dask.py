@@ -499,3 +499,61 @@ sources:
     config = parse_config(text, base_dir=tmp_path, env={})
     assert config.sources["remote"].path == "s3://bucket/events/*.parquet"
     assert config.sources["local"].path == tmp_path / "d" / "*.parquet"
+
+
+def test_the_daemon_owns_its_local_cluster_across_reload_and_stop(tmp_path: Path):
+    """A real daemon counts on `address: local`; SIGHUP closes that cluster's workers, SIGTERM all of them."""
+    require_distributed()
+    import pandas as pd
+    import psutil
+    from daemon_harness import DaemonProcess
+
+    frames = window_frames()
+    rows = sum(len(frame) for frame in frames)
+    shift = (
+        pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
+        - pd.Timedelta(seconds=rows + 60)
+        - frames[0]["event_time"].iloc[0]
+    )
+    glob = write_parquet(tmp_path / "pq", [frame.assign(event_time=frame["event_time"] + shift) for frame in frames])
+    config = write_config(tmp_path, glob, "local")
+    port = free_port()
+    text = config.read_text().replace(f"window: {int((END - START).total_seconds())}s", "window: 2h")
+    config.write_text(f"server: {{port: {port}}}\n" + text)
+    daemon = DaemonProcess(config, port)
+    try:
+        daemon.wait_ready()
+        up = ("driftwatch_monitor_up", (("monitor", "m"),))
+        daemon.wait_for(lambda: daemon.metrics().get(up) == 1, "the first run on the cluster", timeout=120)
+        assert daemon.metrics()[("driftwatch_monitor_rows", (("monitor", "m"),))] == rows
+        workers = cluster_workers(daemon.proc.pid)
+        assert len(workers) == 2
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for(lambda: not any(map(alive_process, workers)), "the reload to close the cluster", 60)
+        daemon.wait_for(lambda: len(cluster_workers(daemon.proc.pid)) == 2, "the next run's cluster", 120)
+        descendants = psutil.Process(daemon.proc.pid).children(recursive=True)
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    assert not any(map(alive_process, descendants))
+
+
+def cluster_workers(pid: int) -> list[Any]:
+    """The Dask worker processes below `pid` (spawned by multiprocessing; its resource tracker is not one)."""
+    import psutil
+
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+    return found
+
+
+def alive_process(process: Any) -> bool:
+    import psutil
+
+    try:
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False

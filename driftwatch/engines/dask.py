@@ -31,7 +31,7 @@ import pandas as pd
 from driftwatch.core.partials import Partial, Request
 from driftwatch.core.profile import FeatureProfile, NumericProfile, Profile
 from driftwatch.errors import SourceError, SourceUnavailable
-from driftwatch.sources.base import Window, batch_arrays, one_line
+from driftwatch.sources.base import DataSource, Window, batch_arrays, one_line
 from driftwatch.sources.files import CsvSource, FileWindow, ParquetSource
 
 log = logging.getLogger("driftwatch.engines.dask")
@@ -159,7 +159,7 @@ class DaskEngine:
         client = self._client
         return None if client is None else str(client.scheduler.address)
 
-    def source(self, files: ParquetSource | CsvSource, *, timeout: float | None = None) -> DaskSource:
+    def source(self, files: DataSource, *, timeout: float | None = None) -> DaskSource:
         """`files` with its windows counted on this engine, each run waiting at most `timeout` seconds."""
         if not isinstance(files, ParquetSource | CsvSource):
             raise SourceError(f"engine {self.name} counts parquet and csv sources only", source=files.name)

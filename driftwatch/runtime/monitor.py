@@ -128,7 +128,7 @@ def open_sources(config: Config) -> dict[str, DataSource]:
             batch_rows=s.batch_rows,
         )
         engine = getattr(s, "engine", None)
-        sources[name] = source if engine is None else engines[engine].source(source, timeout=timeouts.get(name))  # type: ignore[arg-type]
+        sources[name] = source if engine is None else engines[engine].source(source, timeout=timeouts.get(name))
     return sources
 
 
