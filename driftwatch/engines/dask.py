@@ -275,7 +275,9 @@ class DaskEngine:
                 host="127.0.0.1",
                 dashboard_address="127.0.0.1:0",  # the HTTP routes bind a free loopback port, never :8787
             )
-        return distributed.Client(self._cluster, timeout=_remaining(deadline), set_as_default=False)
+        return distributed.Client(
+            self._cluster, timeout=_remaining(deadline), set_as_default=False, direct_to_workers=True
+        )
 
     def _drop_client(self) -> None:
         client, self._client, self._profiles = self._client, None, {}
