@@ -4,8 +4,8 @@ Per pass the daemon submits one task per file of the window's frozen file list (
 that file: the same projection, timestamp filter, size/mtime check and batch conversion as a streamed run, see
 `driftwatch.sources.files.FileWindow`), then merges the tasks' partials on the cluster in a tree of `FAN_IN`
 and gathers one partial. The reference profile is scattered to every worker once per profile and engine and
-reused by every pass and run (only what counting needs of it: `counting_profile`); a pass's request (the few
-cells of passes 2 and 3) once per pass.
+reused by every pass and run (only what counting needs of it: `counting_profile`); the cells of passes 2 and 3
+once per pass, one feature at a time, and only their bounds (`counting_jobs`).
 
 `dask` and `distributed` are imported only when an engine first connects (the optional `dask` extra). A
 cluster that cannot be reached, or does not answer before the run's deadline (the monitor's `timeout`), is a
