@@ -19,6 +19,13 @@ rusage of that one child, not a cumulative maximum):
   per categorical column `scipy.stats.chi2_contingency` of the aligned `value_counts`. Only where it fits in
   memory (windows up to `--naive-max-rows`, default 10M); median of 3 runs at 1M, one run above.
 
+With `--dask`, each size also runs as a `check` whose source is counted on a Dask engine (`address: local`: a
+`distributed.LocalCluster` of 2 worker processes that the check process starts and closes): wall time (cluster
+start included; the marginal rows/s between the smallest and the largest size leaves it out), rows/s, the check
+process's own peak RSS (VmHWM from /proc at exit: the daemon side, scheduler included, workers excluded) and the
+largest peak RSS of any process of the run (os.wait4: the workers). Its report must equal the in-process check's
+(bit-equal but Wasserstein, 1e-12 relative). Target: the daemon side <= 400 MB at 10M rows.
+
 Then an equality spot check at 10M rows (or the largest size run below it): the KS D of three numeric features
 from the check's JSON against `scipy.stats.ks_2samp` on the same values (read column by column).
 
@@ -32,7 +39,7 @@ RSS (target <= 400 MB; PostgreSQL's own memory is not counted), and every statis
 the same rows (bit-equal, Wasserstein within 1e-12 relative). The default run is unchanged.
 
 Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 1e6,1e7,3e7] [--dir DIR] [--keep] [--repeats N]
-     [--pushdown [--pushdown-rows N]]
+     [--pushdown [--pushdown-rows N]] [--dask]
 """
 
 from __future__ import annotations
@@ -68,6 +75,8 @@ TARGET_ROWS_PER_S = 1.5e6
 TARGET_NAIVE_RATIO = 3.0
 TARGET_DKS = 1e-12
 TARGET_PUSHDOWN_RSS_MB = 400.0
+TARGET_DASK_RSS_MB = 400.0
+DASK_WORKERS = 2
 
 
 def numeric_names(n: int = N_NUMERIC) -> list[str]:
@@ -160,8 +169,8 @@ class Layout:
     def window_dir(self, rows: int) -> Path:
         return self.root / f"window_{label(rows)}"
 
-    def config(self, rows: int) -> Path:
-        return self.root / f"config_{label(rows)}.yaml"
+    def config(self, rows: int, dask: bool = False) -> Path:
+        return self.root / f"config_{label(rows)}{'_dask' if dask else ''}.yaml"
 
 
 def generate(layout: Layout, sizes: list[int], ref_rows: int, seed: int, row_group_rows: int) -> float:
@@ -186,6 +195,7 @@ def generate(layout: Layout, sizes: list[int], ref_rows: int, seed: int, row_gro
             if not link.exists():
                 os.link(layout.pool_file(part), link)
         write_config(layout, rows)
+        write_config(layout, rows, dask=True)
     return time.perf_counter() - began
 
 
@@ -193,19 +203,22 @@ def window_end(layout: Layout, rows: int) -> datetime:
     return T0 + (rows // layout.file_rows) * FILE_SPAN
 
 
-def write_config(layout: Layout, rows: int) -> None:
-    """One parquet source over the window's directory and one monitor whose window covers its files."""
+def write_config(layout: Layout, rows: int, dask: bool = False) -> None:
+    """One parquet source over the window's directory and one monitor whose window covers its files; with `dask`
+    the source is counted on a LocalCluster of DASK_WORKERS processes."""
     hours = rows // layout.file_rows * int(FILE_SPAN.total_seconds() // 3600)
     numeric = ", ".join(numeric_names())
     categorical = ", ".join(categorical_names())
-    layout.config(rows).write_text(
+    engines = f"engines: {{lake: {{kind: dask, address: local, workers: {DASK_WORKERS}}}}}\n" if dask else ""
+    engine = "\n    engine: lake" if dask else ""
+    layout.config(rows, dask).write_text(
         f"""# written by benchmarks/bench_scale.py
 state: {{path: {layout.root / "state" / "driftwatch.db"}}}
-sources:
+{engines}sources:
   window:
     kind: parquet
     path: "{layout.window_dir(rows)}/*.parquet"
-    timestamp_column: ts
+    timestamp_column: ts{engine}
 monitors:
   {MONITOR}:
     reference: {{path: {layout.reference}}}
@@ -222,12 +235,30 @@ monitors:
 
 @dataclass
 class Child:
-    """One finished child process: wall seconds, peak RSS (MiB), exit code and the file holding its stdout."""
+    """One finished child process: wall seconds, peak RSS (MiB), exit code and the file holding its stdout;
+    `own_mb` is its own VmHWM when it reported one (the wrapper of Dask checks)."""
 
     wall: float
     rss_mb: float
     code: int
     stdout: Path
+    own_mb: float | None = None
+
+
+#: Runs `python -m driftwatch ARGS` and prints the process's own peak RSS (VmHWM) to stderr at exit.
+OWN_PEAK = """
+import atexit, runpy, sys
+
+def own_peak():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                print("VMHWM_KB", line.split()[1], file=sys.stderr, flush=True)
+
+atexit.register(own_peak)
+sys.argv = ["driftwatch", *sys.argv[1:]]
+runpy.run_module("driftwatch", run_name="__main__", alter_sys=True)
+"""
 
 
 #: Runs argv and writes its peak RSS (KiB) to a file. Children are started through it because Linux carries the
@@ -256,14 +287,19 @@ def run_child(argv: list[str], stdout: Path, stderr: Path) -> Child:
     return Child(wall, rss_kib / 1024, proc.returncode, stdout)
 
 
-def run_check(layout: Layout, rows: int, tag: str) -> Child:
-    argv = [sys.executable, "-m", "driftwatch", "check", "-c", str(layout.config(rows)), "--monitor", MONITOR]
+def run_check(layout: Layout, rows: int, tag: str, dask: bool = False) -> Child:
+    start = [sys.executable, "-c", OWN_PEAK] if dask else [sys.executable, "-m", "driftwatch"]
+    argv = [*start, "check", "-c", str(layout.config(rows, dask)), "--monitor", MONITOR]
     argv += ["--at", window_end(layout, rows).isoformat(), "--format", "json"]
     logs = layout.root / "logs"
     logs.mkdir(exist_ok=True)
-    child = run_child(argv, logs / f"check_{label(rows)}_{tag}.json", logs / f"check_{label(rows)}_{tag}.err")
+    tag = f"dask_{tag}" if dask else tag
+    err = logs / f"check_{label(rows)}_{tag}.err"
+    child = run_child(argv, logs / f"check_{label(rows)}_{tag}.json", err)
     if child.code not in (0, 1):
-        raise SystemExit(f"check failed (exit {child.code}):\n{(logs / f'check_{label(rows)}_{tag}.err').read_text()}")
+        raise SystemExit(f"check failed (exit {child.code}):\n{err.read_text()}")
+    peaks = [line.split()[1] for line in err.read_text().splitlines() if line.startswith("VMHWM_KB ")]
+    child.own_mb = int(peaks[-1]) / 1024 if peaks else None
     report = json.loads(child.stdout.read_text())["monitors"][0]
     if report["status"] != "ok" or report["rows"]["current"] != rows:
         raise SystemExit(f"check did not judge {rows} rows: {report.get('status')} {report.get('reason')}")
@@ -347,6 +383,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pushdown", action="store_true", help="also time a pushdown check on PostgreSQL")
     parser.add_argument("--pushdown-rows", type=int, help="window rows for --pushdown (default: largest size <= 10M)")
+    parser.add_argument("--dask", action="store_true", help=f"also count on a LocalCluster of {DASK_WORKERS} workers")
     parser.add_argument("--naive-child", nargs=2, metavar=("REFERENCE", "WINDOW_DIR"), help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -467,6 +504,8 @@ def measure(args: argparse.Namespace, layout: Layout, sizes: list[int]) -> dict[
         "naive": ratio_1m is not None and ratio_1m >= TARGET_NAIVE_RATIO,
         "ks": dks <= TARGET_DKS,
     }
+    if args.dask:
+        measure_dask(args, layout, sizes, results)
     print(
         f"RESULT sizes={','.join(label(s) for s in sizes)} rss_{label(big)}={summary[big][1]:.0f}MB "
         f"rss_growth={growth:.2f}x rows_per_s_{label(big)}={throughput[big] / 1e6:.2f}M "
@@ -562,6 +601,55 @@ def measure_pushdown(layout: Layout, rows: int, parquet_report: Path) -> None:
         f"rss={child.rss_mb:.0f}MB differ={differ} max_rel_dw={worst:.2g} "
         f"targets_missed={'rss' if child.rss_mb > TARGET_PUSHDOWN_RSS_MB else 'none'}"
     )
+
+
+def measure_dask(args: argparse.Namespace, layout: Layout, sizes: list[int], results: dict[int, dict[str, object]]):
+    """The Dask column: checks counted on a LocalCluster, their figures, and their reports against the in-process
+    check's (statistic for statistic)."""
+    print()
+    print(f"dask (LocalCluster, {DASK_WORKERS} worker processes, started and closed by each check):")
+    print(
+        f"{'rows':>6} {'runs':>4} {'wall s':>8} {'rows/s':>8} {'daemon MB':>9} {'max proc MB':>11} {'same report':>11}"
+    )
+    walls: dict[int, float] = {}
+    own_peak = 0.0
+    for rows in sizes:
+        repeats = args.repeats or (1 if rows >= 30_000_000 else 3)
+        runs = [run_check(layout, rows, f"r{k}", dask=True) for k in range(repeats)]
+        checks = results[rows]["checks"]
+        assert isinstance(checks, list)
+        same = all(same_report(checks[-1].stdout, run.stdout) for run in runs)
+        walls[rows] = statistics.median(run.wall for run in runs)
+        own = max(run.own_mb or 0.0 for run in runs)
+        own_peak = max(own_peak, own)
+        print(
+            f"{label(rows):>6} {len(runs):>4} {walls[rows]:>8.2f} {rows / walls[rows] / 1e6:>7.2f}M {own:>9.0f} "
+            f"{max(run.rss_mb for run in runs):>11.0f} {'yes' if same else 'NO':>11}"
+        )
+        if not same:
+            raise SystemExit(f"the dask report of {label(rows)} rows differs from the in-process one")
+    small, big = sizes[0], sizes[-1]
+    if big > small:
+        marginal = (big - small) / max(walls[big] - walls[small], 1e-9)
+        print(
+            f"marginal throughput {label(small)} -> {label(big)} (cluster start left out): {marginal / 1e6:.2f}M rows/s"
+        )
+    print(f"dask daemon-side peak RSS: {own_peak:.0f} MB (target <= {TARGET_DASK_RSS_MB:.0f} MB)")
+
+
+def same_report(a: Path, b: Path) -> bool:
+    """Two check JSON reports agree statistic for statistic (Wasserstein within 1e-12 relative)."""
+
+    def same(x: object, y: object, key: str = "") -> bool:
+        if isinstance(x, dict) and isinstance(y, dict):
+            return x.keys() == y.keys() and all(same(x[k], y[k], k) for k in x)
+        if isinstance(x, list) and isinstance(y, list):
+            return len(x) == len(y) and all(same(p, q, key) for p, q in zip(x, y, strict=True))
+        if key == "wasserstein" and isinstance(x, float) and isinstance(y, float):
+            return abs(x - y) <= 1e-12 * abs(y)
+        return x == y
+
+    return same(json.loads(a.read_text()), json.loads(b.read_text()))
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """`driftwatch check`: one run of each (or one) monitor with the window ending at --at."""
     from driftwatch.core.report import Severity
-    from driftwatch.runtime.monitor import open_sources, prepare_monitor, result_dict, run_monitor
+    from driftwatch.runtime.monitor import close_sources, open_sources, prepare_monitor, result_dict, run_monitor
     from driftwatch.runtime.stats_pool import stats_executor
 
     config = load_config(args.config)
@@ -194,18 +194,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     sources = open_sources(config)
     profile_dir = Path(config.state.path).parent / "profiles"
     outputs, failed, worst = [], False, Severity.OK
-    for i, name in enumerate(names, 1):
-        if sys.stderr.isatty() and len(names) > 1:
-            print(f"[{i}/{len(names)}] checking {name} ...", file=sys.stderr)
-        monitor = prepare_monitor(name, config, profile_dir, sources)
-        progress = progress_line(name) if sys.stderr.isatty() else None
-        result = run_monitor(monitor, at, stats_executor(), progress)
-        if sys.stderr.isatty():
-            print("\r\033[K", end="", file=sys.stderr, flush=True)
-        failed |= result.outcome == "error"
-        if result.report is not None:
-            worst = max(worst, result.report.severity)
-        outputs.append((name, result, monitor.profile.rows if result.reference_rows is None else result.reference_rows))
+    try:
+        for i, name in enumerate(names, 1):
+            if sys.stderr.isatty() and len(names) > 1:
+                print(f"[{i}/{len(names)}] checking {name} ...", file=sys.stderr)
+            monitor = prepare_monitor(name, config, profile_dir, sources)
+            progress = progress_line(name) if sys.stderr.isatty() else None
+            result = run_monitor(monitor, at, stats_executor(), progress)
+            if sys.stderr.isatty():
+                print("\r\033[K", end="", file=sys.stderr, flush=True)
+            failed |= result.outcome == "error"
+            if result.report is not None:
+                worst = max(worst, result.report.severity)
+            reference_rows = monitor.profile.rows if result.reference_rows is None else result.reference_rows
+            outputs.append((name, result, reference_rows))
+    finally:
+        close_sources(sources.values())  # database pools, and a Dask cluster the engine started
     if args.format == "json":
         print(json.dumps({"monitors": [result_dict(*o) for o in outputs]}, indent=2, allow_nan=False))
     else:

@@ -89,3 +89,17 @@ def test_the_scan_sees_absolute_and_relative_imports():
         ("driftwatch.runtime", "runtime"),
         ("driftwatch.outputs", "outputs"),
     ]
+
+
+#: Optional extras: a module may import them only inside the function that needs them (`driftwatch[dask]`).
+OPTIONAL = {"dask", "distributed", "fsspec"}
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE_DIR)))
+def test_optional_extras_are_imported_only_where_used(path: Path):
+    """No module imports an optional extra at its top level (the daemon runs without it)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+    names = [alias.name for node in top if isinstance(node, ast.Import) for alias in node.names]
+    names += [node.module or "" for node in top if isinstance(node, ast.ImportFrom) and not node.level]
+    assert [name for name in names if name.split(".")[0] in OPTIONAL] == []

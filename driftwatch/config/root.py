@@ -13,6 +13,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 from driftwatch.config.alerting import AlertingConfig
 from driftwatch.config.base import NAME, ProblemAt, StrictModel
 from driftwatch.config.daemon import ServerConfig, StateConfig
+from driftwatch.config.engines import EngineConfig
 from driftwatch.config.fallback import ModelConfig
 from driftwatch.config.monitors import MonitorConfig
 from driftwatch.config.sources import SourceConfig
@@ -25,13 +26,14 @@ class Config(StrictModel):
 
     server: ServerConfig = ServerConfig()
     state: StateConfig = Field(default_factory=dict, validate_default=True)
+    engines: dict[str, EngineConfig] = {}
     sources: dict[str, SourceConfig] = {}
     monitors: dict[str, MonitorConfig] = {}
     alerting: AlertingConfig = AlertingConfig()
     models: dict[str, ModelConfig] = {}
     _file: Path | None = PrivateAttr(default=None)
 
-    @field_validator("sources", "monitors", "models", mode="before")
+    @field_validator("engines", "sources", "monitors", "models", mode="before")
     @classmethod
     def _valid_names(cls, value: Any) -> Any:
         for name in value if isinstance(value, dict) else ():
@@ -51,6 +53,15 @@ class Config(StrictModel):
                 raise ProblemAt(
                     f"unknown source {baseline!r} (defined: {defined})", "monitors", name, "reference", "source"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _engines_defined(self) -> Config:
+        for name, source in self.sources.items():
+            engine = getattr(source, "engine", None)
+            if engine is not None and engine not in self.engines:
+                defined = ", ".join(self.engines) or "none"
+                raise ProblemAt(f"unknown engine {engine!r} (defined: {defined})", "sources", name, "engine")
         return self
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import re
 from pathlib import Path
@@ -9,9 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from driftwatch.config.base import TABLE, Column, StrictModel, resolve_path
+from driftwatch.config.base import NAME, TABLE, Column, StrictModel, resolve_path
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 #: Rows per batch when a window is streamed (the same values as `driftwatch.sources.DEFAULT_BATCH_ROWS` and
 #: `MAX_BATCH_ROWS`; config does not import sources, a test keeps them equal).
@@ -24,16 +26,28 @@ PUSHDOWN_DIALECTS = ("postgresql", "sqlite")
 
 
 class FileSourceConfig(StrictModel):
-    """Parquet or CSV files: one path or a glob."""
+    """Parquet or CSV files: one path or a glob; `engine` names an `engines` entry that counts its windows."""
 
     kind: Literal["parquet", "csv"]
-    path: Path
+    path: Path | str  # str: a URL (`s3://bucket/events/*.parquet`) that fsspec reads, not checked here
     timestamp_column: Column
     batch_rows: BatchRows = DEFAULT_BATCH_ROWS
+    engine: Annotated[str, Field(pattern=NAME.pattern)] | None = None
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _local_or_url(cls, value: object) -> object:
+        if isinstance(value, str) and _URL.match(value):
+            if importlib.util.find_spec("fsspec") is None:
+                raise ValueError("URL paths need fsspec: pip install 'driftwatch[dask]'")
+            return value
+        return Path(value) if isinstance(value, str) else value
 
     @field_validator("path")
     @classmethod
-    def _exists(cls, value: Path, info: ValidationInfo) -> Path:
+    def _exists(cls, value: Path | str, info: ValidationInfo) -> Path | str:
+        if isinstance(value, str):
+            return value
         path = resolve_path(value, info)
         if not _GLOB_CHARS.search(str(path)):
             if not path.exists():

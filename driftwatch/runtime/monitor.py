@@ -20,7 +20,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from driftwatch.config import Config, MonitorConfig
@@ -29,11 +28,12 @@ from driftwatch.core.policy import Policy
 from driftwatch.core.profile import Profile
 from driftwatch.core.report import Report
 from driftwatch.core.status import Outcome
+from driftwatch.engines import open_engine
 from driftwatch.errors import SchemaMismatch, SourceError
 from driftwatch.runtime.baselines import Baseline, WindowBaseline, empty_profile, prepare_file_baseline
 from driftwatch.runtime.memory import RowBudget
 from driftwatch.sources import DataSource, Window, open_source, reference_columns
-from driftwatch.sources.base import CountingWindow
+from driftwatch.sources.base import CountingWindow, batch_arrays
 
 log = logging.getLogger("driftwatch.monitor")
 
@@ -122,13 +122,19 @@ def prepare_monitor(name: str, config: Config, profile_dir: Path, sources: Mappi
 
 
 def open_sources(config: Config) -> dict[str, DataSource]:
-    """One DataSource per configured source, its waits bounded by the shortest `timeout` of its monitors."""
+    """One DataSource per configured source, its waits bounded by the shortest `timeout` of its monitors; a
+    source with an `engine` is counted there (the engine starts or connects on its first run)."""
     timeouts: dict[str, float] = {}
     for monitor in config.monitors.values():
         seconds = monitor.timeout.total_seconds()
         timeouts[monitor.source] = min(seconds, timeouts.get(monitor.source, seconds))
-    return {
-        name: open_source(
+    engines = {
+        name: open_engine(name, e.kind, address=e.address, workers=e.workers, threads_per_worker=e.threads_per_worker)
+        for name, e in config.engines.items()
+    }
+    sources: dict[str, DataSource] = {}
+    for name, s in config.sources.items():
+        source = open_source(
             name,
             s.kind,
             timestamp_column=s.timestamp_column,
@@ -140,8 +146,9 @@ def open_sources(config: Config) -> dict[str, DataSource]:
             batch_rows=s.batch_rows,
             pushdown=getattr(s, "pushdown", False),
         )
-        for name, s in config.sources.items()
-    }
+        engine = getattr(s, "engine", None)
+        sources[name] = source if engine is None else engines[engine].source(source, timeout=timeouts.get(name))
+    return sources
 
 
 def close_sources(sources: Iterable[DataSource]) -> None:
@@ -337,27 +344,6 @@ def _read_ahead(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 def _rows(values: Any) -> int:
     rows = getattr(values, "rows", None)
     return int(rows) if rows is not None else len(values)
-
-
-def batch_arrays(
-    frame: pd.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...], source: str
-) -> dict[str, Any]:
-    """Column arrays for the core; a numeric column holding text is a SchemaMismatch."""
-    batch: dict[str, Any] = {}
-    for column in numeric:
-        values = frame[column]
-        if not (pd.api.types.is_numeric_dtype(values) or values.isna().all()):
-            sample = values.dropna().iloc[0] if values.notna().any() else None
-            try:
-                values = pd.to_numeric(values, errors="raise")
-            except (ValueError, TypeError) as err:
-                raise SchemaMismatch(
-                    f"column {column!r} is not numeric (dtype {frame[column].dtype}, e.g. {sample!r})", source=source
-                ) from err
-        batch[column] = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    for column in categorical:
-        batch[column] = frame[column]
-    return batch
 
 
 def result_dict(name: str, result: RunResult, reference_rows: int) -> dict[str, Any]:

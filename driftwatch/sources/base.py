@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -244,3 +245,24 @@ def read_reference(path: Path, columns: Sequence[str] | None = None) -> pd.DataF
         raise SourceUnavailable(f"reference {path}: cannot read ({one_line(err)})") from err
     frame = table.to_pandas()
     return frame[list(columns)] if columns is not None else frame
+
+
+def batch_arrays(
+    frame: pd.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...], source: str
+) -> dict[str, Any]:
+    """Column arrays for the core; a numeric column holding text is a SchemaMismatch."""
+    batch: dict[str, Any] = {}
+    for column in numeric:
+        values = frame[column]
+        if not (pd.api.types.is_numeric_dtype(values) or values.isna().all()):
+            sample = values.dropna().iloc[0] if values.notna().any() else None
+            try:
+                values = pd.to_numeric(values, errors="raise")
+            except (ValueError, TypeError) as err:
+                raise SchemaMismatch(
+                    f"column {column!r} is not numeric (dtype {frame[column].dtype}, e.g. {sample!r})", source=source
+                ) from err
+        batch[column] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    for column in categorical:
+        batch[column] = frame[column]
+    return batch

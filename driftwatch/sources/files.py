@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import glob
+import copy
 import itertools
-import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -14,11 +13,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from driftwatch.errors import SchemaMismatch, SourceError, SourceUnavailable
 from driftwatch.sources.base import DEFAULT_BATCH_ROWS, Window, as_utc, check_columns, checked_batch_rows, one_line
+from driftwatch.sources.filesystems import Files, Stamp
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROS_PER_TICK = {"s": 1_000_000, "ms": 1_000, "us": 1}
@@ -27,7 +26,6 @@ _OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _BATCH_READAHEAD = 1
 #: Parquet is read through a buffered stream of this many bytes, not a whole column chunk at a time.
 _BUFFER_BYTES = 1 << 20
-_LOCAL = pafs.LocalFileSystem()
 
 
 def timestamp_bound(moment: datetime, arrow_type: pa.TimestampType) -> pa.Scalar:
@@ -47,7 +45,8 @@ class _FileSource:
         self, name: str, path_glob: str, timestamp_column: str, *, batch_rows: int = DEFAULT_BATCH_ROWS
     ) -> None:
         self.name = name
-        self.path_glob = path_glob
+        self.path_glob = str(path_glob)
+        self.locations = Files(self.path_glob, name)
         self.timestamp_column = timestamp_column
         self.batch_rows = checked_batch_rows(name, batch_rows)
 
@@ -59,9 +58,11 @@ class _FileSource:
         """Nothing to release: every pass opens and closes its files."""
 
     def files(self) -> list[str]:
-        """The files the glob matches right now, sorted."""
-        matches = glob.glob(os.path.expanduser(self.path_glob), recursive=True)
-        return sorted(path for path in matches if os.path.isfile(path))
+        """The files the glob (or URL glob) matches right now, sorted."""
+        try:
+            return self.locations.glob()
+        except OSError as err:
+            raise SourceUnavailable(f"cannot list {self.path_glob}: {one_line(err)}", source=self.name) from err
 
     def _format(self, files: list[str]) -> ds.FileFormat:
         raise NotImplementedError
@@ -71,7 +72,8 @@ class _FileSource:
 
     def _read_file(self, window: FileWindow, path: str, projection: list[str]) -> Iterator[pa.RecordBatch]:
         """The window's rows of one file: a `pyarrow.dataset` scan with projection, filter and little read-ahead."""
-        dataset = ds.dataset([path], format=window.format, schema=window.schema)
+        filesystem, where = self.locations.arrow(path)
+        dataset = ds.dataset([where], format=window.format, schema=window.schema, filesystem=filesystem)
         scanner = dataset.scanner(
             columns=projection,
             filter=window.filter,
@@ -131,7 +133,8 @@ class FileWindow(Window):
         source, files, ts = self._source, list(self.files), self._source.timestamp_column
         try:
             self.format = source._format(files)
-            self.schema = ds.dataset(files, format=self.format).schema
+            filesystem, paths = source.locations.arrow_all(files)
+            self.schema = ds.dataset(paths, format=self.format, filesystem=filesystem).schema
         except (OSError, pa.ArrowException) as err:
             raise source._unavailable(err, files) from err
         check_columns(self.source, self.schema.names, [*self.columns, ts])
@@ -142,6 +145,14 @@ class FileWindow(Window):
             )
         self.bounds = timestamp_bound(self.start, ts_type), timestamp_bound(self.end, ts_type)
         self.filter = (ds.field(ts) >= self.bounds[0]) & (ds.field(ts) < self.bounds[1])
+
+    def part(self, files: Sequence[str]) -> FileWindow:
+        """This window over some of its frozen files, their frozen sizes and mtimes kept (what one worker reads)."""
+        part = copy.copy(self)
+        part.files = tuple(files)
+        part._stamps = {path: self._stamps[path] for path in part.files}
+        part.rows_read = 0
+        return part
 
     def record_batches(self, projection: list[str] | None = None) -> Iterator[pa.RecordBatch]:
         """One pass as arrow record batches of at most `batch_rows` rows (possibly empty ones), file by file,
@@ -198,16 +209,16 @@ class FileWindow(Window):
 
     def _check_unchanged(self, path: str) -> None:
         try:
-            now = os.stat(path)
+            now = self._source.locations.stamp(path)
         except FileNotFoundError:
             detail = "removed"
         except OSError as err:
             raise self._unreadable(path, err) from err
         else:
-            size, mtime_ns = self._stamps[path]
-            if (now.st_size, now.st_mtime_ns) == (size, mtime_ns):
+            size, change = self._stamps[path]
+            if now == (size, change):
                 return
-            detail = f"size {size} -> {now.st_size} bytes" if now.st_size != size else "modified"
+            detail = f"size {size} -> {now[0]} bytes" if now[0] != size else "modified"
         raise SourceError(f"file {path} changed between passes ({detail})", source=self.source)
 
     def _unreadable(self, path: str, err: BaseException) -> SourceUnavailable:
@@ -225,13 +236,13 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _stamp(source: _FileSource, path: str) -> tuple[int, int]:
-    """A file's (size, mtime_ns), frozen with the window; SourceUnavailable if it cannot be stat'ed."""
+def _stamp(source: _FileSource, path: str) -> Stamp:
+    """A file's (size, change token: mtime_ns locally), frozen with the window; SourceUnavailable if it cannot be
+    stat'ed."""
     try:
-        stat = os.stat(path)
+        return source.locations.stamp(path)
     except OSError as err:
         raise SourceUnavailable(f"cannot read {path}: {one_line(err)}", source=source.name) from err
-    return stat.st_size, stat.st_mtime_ns
 
 
 class ParquetSource(_FileSource):
@@ -243,7 +254,8 @@ class ParquetSource(_FileSource):
         return ds.ParquetFileFormat()
 
     def _probe(self, path: str) -> None:
-        pq.read_metadata(path)
+        filesystem, where = self.locations.arrow(path)
+        pq.read_metadata(where, filesystem=filesystem)
 
     def _read_file(self, window: FileWindow, path: str, projection: list[str]) -> Iterator[pa.RecordBatch]:
         """The window's rows of one file, streamed page by page.
@@ -254,7 +266,8 @@ class ParquetSource(_FileSource):
         whose statistics put every timestamp inside the window is read without its timestamp column or the
         filter; the others are cast to the window's schema and filtered batch by batch.
         """
-        fragment = window.format.make_fragment(os.path.abspath(path), _LOCAL)
+        filesystem, where = self.locations.arrow(path)
+        fragment = window.format.make_fragment(where, filesystem)
         row_groups = [
             group.id
             for piece in fragment.split_by_row_group(window.filter, schema=window.schema)
@@ -263,7 +276,10 @@ class ParquetSource(_FileSource):
         if not row_groups:
             return
         ts = self.timestamp_column
-        with pq.ParquetFile(path, pre_buffer=False, buffer_size=_BUFFER_BYTES, read_dictionary=_strings(path)) as file:
+        strings = _strings(pq.read_schema(where, filesystem=filesystem))
+        with pq.ParquetFile(
+            where, pre_buffer=False, buffer_size=_BUFFER_BYTES, read_dictionary=strings, filesystem=filesystem
+        ) as file:
             inside = _inside_window(file.metadata, ts, window.bounds)
             for whole, run in itertools.groupby(row_groups, key=inside):
                 needed = projection if whole else list(dict.fromkeys([*projection, ts]))
@@ -274,9 +290,8 @@ class ParquetSource(_FileSource):
                     yield from (table if whole else table.filter(window.filter).select(projection)).to_batches()
 
 
-def _strings(path: str) -> list[str]:
-    """The string columns of a parquet file (read dictionary-encoded)."""
-    schema = pq.read_schema(path)
+def _strings(schema: pa.Schema) -> list[str]:
+    """The string columns of a parquet file's schema (read dictionary-encoded)."""
     return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
 
 
@@ -323,7 +338,8 @@ class CsvSource(_FileSource):
             include_columns=[self.timestamp_column],
             include_missing_columns=True,
         )
-        with pacsv.open_csv(first_file, convert_options=options) as reader:
+        filesystem, where = self.locations.arrow(first_file)
+        with filesystem.open_input_stream(where) as stream, pacsv.open_csv(stream, convert_options=options) as reader:
             for batch in reader:
                 values = batch.column(0).drop_null()
                 if len(values):
