@@ -125,12 +125,12 @@ def add_command(group: Any, name: str, text: str, func: Callable[[argparse.Names
 
 
 def parse_time(text: str) -> datetime:
-    """An ISO-8601 time; a naive one is taken as UTC."""
+    """An ISO-8601 time as an aware UTC datetime; a naive one is taken as UTC."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"invalid ISO-8601 time {text!r}") from err
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def parse_duration(text: str) -> timedelta:

@@ -48,11 +48,15 @@ log = logging.getLogger("driftwatch.daemon")
 
 
 def prepare_monitors(config: Config) -> dict[str, Monitor]:
-    """Every configured monitor, with its source opened and its reference profile loaded or built."""
+    """Every configured monitor with a schedule (one warning line for each without), with its source opened and
+    its reference profile loaded or built."""
     sources = open_sources(config)
     profile_dir = Path(config.state.path).parent / "profiles"
+    scheduled = [name for name, monitor in config.monitors.items() if monitor.schedule is not None]
+    for name in (name for name in config.monitors if name not in scheduled):
+        log.warning("monitor %s: no schedule, so the daemon does not run it (check and backfill do)", name)
     try:
-        return {name: prepare_monitor(name, config, profile_dir, sources) for name in config.monitors}
+        return {name: prepare_monitor(name, config, profile_dir, sources) for name in scheduled}
     except BaseException:
         close_sources(sources.values())
         raise
@@ -381,6 +385,7 @@ class Daemon:
 
     def _schedule_all(self) -> None:
         for name, monitor in self.monitors.items():
+            assert monitor.config.schedule is not None  # `prepare_monitors` keeps scheduled monitors only
             schedule_monitor(self.scheduler, name, monitor.config.schedule.trigger(), self.run_once)
         self.scheduler.add_job(
             self.prune_state,
@@ -401,7 +406,9 @@ class Daemon:
             record = last_runs.get(name)
             base = previous.get(name) or MonitorStatus(name, "", last_run=record.finished_at if record else None)
             statuses[name] = replace(
-                base, schedule=monitor.config.schedule.describe(), reference_rows=monitor.profile.rows
+                base,
+                schedule=monitor.config.schedule.describe() if monitor.config.schedule else "",
+                reference_rows=monitor.profile.rows,
             )
         return statuses
 

@@ -40,6 +40,8 @@ class _FileSource:
     """Shared read path: glob when a window is made, project and filter on the timestamp, one file at a time."""
 
     kind = "files"
+    #: Whether a text timestamp column is parsed as ISO 8601 (see `_string_timestamp_type`).
+    parses_string_timestamps = False
 
     def __init__(
         self, name: str, path_glob: str, timestamp_column: str, *, batch_rows: int = DEFAULT_BATCH_ROWS
@@ -66,6 +68,10 @@ class _FileSource:
 
     def _probe(self, path: str) -> None:
         """Raise if `path` alone cannot be opened (used to name a corrupt file)."""
+
+    def _string_timestamp_type(self, files: list[str]) -> pa.TimestampType:
+        """The timestamp type of a text timestamp column, from the first value of the first file that has one."""
+        raise NotImplementedError
 
     def _read_file(self, window: FileWindow, path: str) -> Iterator[pa.RecordBatch]:
         """The window's rows of one file: a `pyarrow.dataset` scan with projection, filter and little read-ahead."""
@@ -122,6 +128,7 @@ class FileWindow(Window):
         self.schema = pa.schema([])  # of the first file, as `pyarrow.dataset` unifies it; other files are cast to it
         self.format: ds.FileFormat = ds.ParquetFileFormat()
         self.filter: ds.Expression = ds.scalar(True)
+        self.timestamps_from_text = False  # an ISO-8601 text column, parsed while reading (no row-group skipping)
         if self.files:
             self._prepare()
 
@@ -134,6 +141,13 @@ class FileWindow(Window):
             raise source._unavailable(err, files) from err
         check_columns(self.source, self.schema.names, [*self.columns, ts])
         ts_type = self.schema.field(ts).type
+        if _is_string(ts_type) and source.parses_string_timestamps:
+            try:
+                ts_type = source._string_timestamp_type(files)
+            except (OSError, pa.ArrowException) as err:
+                raise source._unavailable(err, files) from err
+            self.schema = self.schema.set(self.schema.get_field_index(ts), pa.field(ts, ts_type))
+            self.timestamps_from_text = True
         if not pa.types.is_timestamp(ts_type):
             raise SchemaMismatch(
                 f"timestamp column '{ts}' has type {ts_type}, expected a timestamp", source=self.source
@@ -219,6 +233,15 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def _is_string(arrow_type: pa.DataType) -> bool:
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+
+
+def _text_timestamp_type(first: str) -> pa.TimestampType:
+    """UTC instants when the first ISO-8601 value carries an offset (`Z`, `+02:00`), else naive (= UTC)."""
+    return pa.timestamp("us", tz="UTC" if _OFFSET.search(first.strip()[10:]) else None)
+
+
 def _stamp(source: _FileSource, path: str) -> tuple[int, int]:
     """A file's (size, mtime_ns), frozen with the window; SourceUnavailable if it cannot be stat'ed."""
     try:
@@ -232,9 +255,23 @@ class ParquetSource(_FileSource):
     """Parquet files matching a glob; row groups outside the window are skipped by statistics."""
 
     kind = "parquet"
+    parses_string_timestamps = True
 
     def _format(self, files: list[str]) -> ds.FileFormat:
         return ds.ParquetFileFormat()
+
+    def _string_timestamp_type(self, files: list[str]) -> pa.TimestampType:
+        """Like csv: an ISO-8601 text column whose first value has a UTC offset (`Z`, `+02:00`) is read as UTC
+        instants, one without as naive = UTC; every value of the source must agree."""
+        for path in files:
+            with pq.ParquetFile(path) as file:
+                if self.timestamp_column not in file.schema_arrow.names:
+                    continue
+                for batch in file.iter_batches(1024, columns=[self.timestamp_column]):
+                    values = batch.column(0).drop_null()
+                    if len(values):
+                        return _text_timestamp_type(str(values[0].as_py()))
+        return pa.timestamp("us")
 
     def _probe(self, path: str) -> None:
         pq.read_metadata(path)
@@ -246,21 +283,28 @@ class ParquetSource(_FileSource):
         picks the row groups the filter may match from their statistics, reads them with `iter_batches` through
         a buffered stream, then casts to the window's schema and filters each batch.
         """
-        fragment = window.format.make_fragment(os.path.abspath(path), _LOCAL)
-        row_groups = [
-            group.id
-            for piece in fragment.split_by_row_group(window.filter, schema=window.schema)
-            for group in piece.row_groups
-        ]
-        if not row_groups:
-            return
+        row_groups: list[int] | None = None  # a text timestamp column has no usable statistics: every row group
+        if not window.timestamps_from_text:
+            fragment = window.format.make_fragment(os.path.abspath(path), _LOCAL)
+            row_groups = [
+                group.id
+                for piece in fragment.split_by_row_group(window.filter, schema=window.schema)
+                for group in piece.row_groups
+            ]
+            if not row_groups:
+                return
         needed = list(dict.fromkeys([*window.projection, self.timestamp_column]))
         target = pa.schema([window.schema.field(name) for name in needed])
         with pq.ParquetFile(path, pre_buffer=False, buffer_size=_BUFFER_BYTES) as file:
             present = [name for name in needed if name in file.schema_arrow.names]
             for batch in file.iter_batches(window.batch_rows, row_groups=row_groups, columns=present):
-                table = _conformed(pa.Table.from_batches([batch]), target).filter(window.filter)
-                yield from table.select(window.projection).to_batches()
+                try:
+                    table = _conformed(pa.Table.from_batches([batch]), target)
+                except pa.ArrowInvalid as err:  # a text timestamp that is not ISO 8601 (or has another offset style)
+                    raise SchemaMismatch(
+                        f"{path}: timestamp column '{self.timestamp_column}': {one_line(err)}", source=self.name
+                    ) from err
+                yield from table.filter(window.filter).select(window.projection).to_batches()
 
 
 class CsvSource(_FileSource):
@@ -282,8 +326,7 @@ class CsvSource(_FileSource):
             for batch in reader:
                 values = batch.column(0).drop_null()
                 if len(values):
-                    text = str(values[0].as_py()).strip()
-                    return pa.timestamp("us", tz="UTC" if _OFFSET.search(text[10:]) else None)
+                    return _text_timestamp_type(str(values[0].as_py()))
         return pa.timestamp("us")
 
     def _format(self, files: list[str]) -> ds.FileFormat:
