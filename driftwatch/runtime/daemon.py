@@ -27,6 +27,7 @@ from driftwatch.outputs.outbox import Dispatcher
 from driftwatch.runtime.alerts import Alerting, build_notifiers, retry_policies
 from driftwatch.runtime.api_alerts import alert_routes
 from driftwatch.runtime.api_models import model_routes
+from driftwatch.runtime.api_runs import run_routes
 from driftwatch.runtime.http import create_app
 from driftwatch.runtime.memory import release_unused_memory
 from driftwatch.runtime.models import Models
@@ -465,7 +466,12 @@ def serve(daemon: Daemon) -> None:
     sock = listen(server_config.host, server_config.port)
     host, port = sock.getsockname()[:2]
     app = create_app(
-        daemon, [*alert_routes(daemon, daemon.alerting, daemon.store), *model_routes(daemon, daemon.models)]
+        daemon,
+        [
+            *alert_routes(daemon, daemon.alerting, daemon.store),
+            *model_routes(daemon, daemon.models),
+            *run_routes(daemon, daemon.store),
+        ],
     )
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off", timeout_graceful_shutdown=5))
     # uvicorn re-raises the signal that stopped it after restoring these handlers: make that harmless.
