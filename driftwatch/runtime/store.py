@@ -1,8 +1,8 @@
 """The daemon's state in SQLite (standard library sqlite3, WAL, `user_version` schema).
 
 Tables: `runs` (one row per monitor run; `origin` 'schedule' for the daemon's, 'backfill' for `driftwatch
-backfill`'s, which are never its latest run and never pruned), `alert_states` (the alert lifecycle, keyed by alert identity),
-`outbox` (notifications to deliver: pending -> delivered | dead, written in the same transaction as the state
+backfill`'s, which are never its latest run and never pruned), `alert_states` (the alert lifecycle, keyed by alert
+identity), `outbox` (notifications to deliver: pending -> delivered | dead, written in the same transaction as the state
 change that decided them), `silences`, `model_states` (fallback switching) and `model_history` (its audit
 trail). Times are fixed-width UTC ISO text, so text order is time order. `Store.prune` deletes history older than
 the retention in small batches; SQLite reuses the freed pages, so the file stops growing (it does not shrink).
@@ -290,7 +290,7 @@ class Store:
     ) -> list[RunRecord]:
         """Up to `limit` runs of `monitor`, newest first (by start time, then id); only those older than the
         `before` = (started_at, id) of a run, a page's last, when given; only those of `origin` when given."""
-        where, params = "monitor = ?", [monitor]
+        where, params = "monitor = ?", list[object]([monitor])
         if before is not None:
             where += " AND (started_at < ? OR (started_at = ? AND id < ?))"
             params += [_text(before[0]), _text(before[0]), before[1]]
@@ -344,7 +344,8 @@ class Store:
         with self._transaction("delete backfilled runs"):
             return int(
                 self._conn.execute(
-                    "DELETE FROM runs WHERE monitor = ? AND origin = 'backfill' AND started_at >= ? AND started_at <= ?",
+                    "DELETE FROM runs WHERE monitor = ? AND origin = 'backfill'"
+                    " AND started_at >= ? AND started_at <= ?",
                     (monitor, _text(start), _text(end)),
                 ).rowcount
             )
