@@ -184,8 +184,8 @@ class MonitorConfig(StrictModel):
     @model_validator(mode="after")
     def _scheduled_if_feeding(self) -> MonitorConfig:
         if self.schedule is None and self.model is not None:
-            raise ProblemAt(
-                f"required: the monitor feeds model {self.model!r} (only the daemon switches it)", "schedule"
+            raise ValueError(
+                f"a monitor feeding model {self.model!r} needs a schedule (only the daemon switches models)"
             )
         return self
 
