@@ -233,7 +233,7 @@ def check_timeline(args: argparse.Namespace, config: Config, names: list[str]) -
     failed, worst, tables = False, 0, []
     for name in names:
         window = config.monitors[name].window
-        step = args.step or window
+        step = window if args.step is None else args.step
         ends = window_ends(args.start, args.end, window, step)
         monitor = prepare_monitor(name, config, profile_dir, sources)
         results = []
@@ -283,7 +283,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             f"{args.end:%Y-%m-%d %H:%M:%S} UTC"
         )
         return EXIT_OK
-    ends = window_ends(args.start, args.end, window, args.step or window)
+    ends = window_ends(args.start, args.end, window, window if args.step is None else args.step)
     monitor = prepare_monitor(args.monitor, config, Path(config.state.path).parent / "profiles", open_sources(config))
     with Store(Path(config.state.path)) as store:
         results = backfill(monitor, store, ends, window_progress(args.monitor) if sys.stderr.isatty() else None)
