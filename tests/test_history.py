@@ -4,7 +4,11 @@ running daemon at GET /api/v1/monitors/{name}/runs, paged)."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import sqlite3
+import subprocess
+import sys
 import urllib.parse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -137,6 +141,33 @@ def test_store_migrates_runs_to_origin(tmp_path: Path) -> None:
         assert store.runs("m")[0].origin == "schedule"
 
 
+progress: list[str] = []
+
+
+def on_terminal(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`driftwatch ARGS` with stderr on a pseudo-terminal (its text appended to `progress`), stdout captured."""
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "driftwatch", *args], stdout=subprocess.PIPE, stderr=follower, text=True, cwd=cwd,
+            timeout=120,
+        )  # fmt: skip
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal has no writer left
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+    progress.append(b"".join(chunks).decode(errors="replace"))
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout, progress[-1])
+
+
 def pages(daemon: DaemonProcess, name: str, query: str) -> list[list[dict]]:
     """Every page of GET /api/v1/monitors/NAME/runs?QUERY, following `next`."""
     found, cursor = [], None
@@ -163,9 +194,8 @@ def test_backfill_fills_the_daemons_run_history(tmp_path: Path) -> None:
         assert [m["monitor"] for m in daemon.json("/api/v1/monitors")["monitors"]] == ["daily"]
         assert "monitor daily-check: no schedule, so the daemon does not run it" in daemon.log()
         for name in ("daily", "daily-check", "daily"):  # the second backfill of daily replaces the first's runs
-            done = driftwatch(
-                "backfill", "-c", str(config), "--monitor", name, "--from", day(0), "--to", day(DAYS), cwd=tmp_path
-            )
+            args = ("backfill", "-c", str(config), "--monitor", name, "--from", day(0), "--to", day(DAYS))
+            done = driftwatch(*args, cwd=tmp_path) if name == "daily" else on_terminal(*args, cwd=tmp_path)
             assert done.returncode == 0, done.stderr
             assert f"{name}: stored 10 backfilled run(s)" in done.stdout
             assert "(5 critical, 5 ok)" in done.stdout
@@ -178,6 +208,7 @@ def test_backfill_fills_the_daemons_run_history(tmp_path: Path) -> None:
             assert {run["origin"] for run in runs} == {"backfill"}
         everything = [run for page in pages(daemon, "daily", "limit=500") for run in page]
         assert {run["origin"] for run in everything} == {"schedule", "backfill"}
+        assert "\r\x1b[Kdaily-check: window 10/10 ending 2024-05-11 00:00 UTC" in progress[0]
         status = daemon.json("/api/v1/monitors/daily")
         assert status["outcome"] == "insufficient_data"  # the daemon's own latest run: now has no data
         assert daemon.get("/api/v1/monitors/daily/runs?before=nonsense")[0] == 400
