@@ -224,11 +224,20 @@ def exit_code(failed: bool, worst: int, fail_on: str) -> int:
 
 def check_timeline(args: argparse.Namespace, config: Config, names: list[str]) -> int:
     """`check --from --to [--step]`: every window of each monitor in this process, as a table or JSON lines."""
-    from driftwatch.runtime.history import run_windows, window_ends
-    from driftwatch.runtime.monitor import open_sources, prepare_monitor, result_dict
-    from driftwatch.runtime.tables import format_timeline
+    from driftwatch.runtime.monitor import close_sources, open_sources
 
     sources = open_sources(config)
+    try:
+        return _check_timeline(args, config, names, sources)
+    finally:
+        close_sources(sources.values())
+
+
+def _check_timeline(args: argparse.Namespace, config: Config, names: list[str], sources: dict[str, Any]) -> int:
+    from driftwatch.runtime.history import run_windows, window_ends
+    from driftwatch.runtime.monitor import prepare_monitor, result_dict
+    from driftwatch.runtime.tables import format_timeline
+
     profile_dir = Path(config.state.path).parent / "profiles"
     failed, worst, tables = False, 0, []
     for name in names:
@@ -268,7 +277,7 @@ def window_progress(name: str) -> Callable[[int, int, datetime], None]:
 def cmd_backfill(args: argparse.Namespace) -> int:
     """`driftwatch backfill`: run past windows of one monitor and store them in the state database."""
     from driftwatch.runtime.history import backfill, window_ends
-    from driftwatch.runtime.monitor import open_sources, prepare_monitor
+    from driftwatch.runtime.monitor import close_sources, open_sources, prepare_monitor
     from driftwatch.runtime.store import Store
 
     config = load_config(args.config)
@@ -284,9 +293,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     ends = window_ends(args.start, args.end, window, window if args.step is None else args.step)
-    monitor = prepare_monitor(args.monitor, config, Path(config.state.path).parent / "profiles", open_sources(config))
-    with Store(Path(config.state.path)) as store:
-        results = backfill(monitor, store, ends, window_progress(args.monitor) if sys.stderr.isatty() else None)
+    sources = open_sources(config)
+    try:
+        monitor = prepare_monitor(args.monitor, config, Path(config.state.path).parent / "profiles", sources)
+        with Store(Path(config.state.path)) as store:
+            results = backfill(monitor, store, ends, window_progress(args.monitor) if sys.stderr.isatty() else None)
+    finally:
+        close_sources(sources.values())
     if sys.stderr.isatty():
         print("\r\033[K", end="", file=sys.stderr, flush=True)
     counts: dict[str, int] = {}
