@@ -15,6 +15,8 @@ import pytest
 from datasets import config_text, monitor_yaml, write_dataset
 from test_cli import driftwatch
 
+from driftwatch.sources import cardinality
+
 END = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
 
 
@@ -99,7 +101,7 @@ def write_reference_with_ids(workdir: Path, name: str) -> None:
     integer code (not id-like)."""
     frame = pd.read_parquet(workdir / "reference" / "train.parquet")
     rng = np.random.default_rng(7)
-    frame["order_id"] = [f"O{i:07d}" for i in rng.permutation(len(frame))]
+    frame["order_id"] = pd.Categorical([f"O{i:07d}" for i in rng.permutation(len(frame))])  # parquet dictionary
     frame["customer_id"] = rng.permutation(len(frame)) + 10_000
     frame["store"] = rng.integers(1, 40, len(frame))
     frame.to_parquet(workdir / "reference" / name, index=False)
@@ -224,3 +226,21 @@ def test_schedule_is_optional_for_check(workdir: Path) -> None:
     done = driftwatch("validate", "-c", "driftwatch.yaml", cwd=workdir)
     assert done.returncode == 2
     assert "monitors.from-files: a monitor feeding model 'churn' needs a schedule" in done.stderr
+
+
+def test_id_like_columns_of_a_csv_reference(tmp_path: Path) -> None:
+    """Id-like detection reads csv references too, and judges the first SAMPLE_ROWS rows only."""
+    rows = cardinality.SAMPLE_ROWS + 5_000
+    frame = pd.DataFrame(
+        {
+            "user": [f"u{i}" for i in range(rows)],
+            "code": np.arange(rows) % 1000,  # distinct in 1% of the rows
+            "late": np.r_[np.zeros(cardinality.SAMPLE_ROWS), np.arange(5_000)],  # unique only after the sample
+            "plan": np.where(np.arange(rows) % 2, "a", "b"),
+            "x": np.linspace(0, 1, rows),
+        }
+    )
+    frame["late"] = frame["late"].astype("int64")
+    frame.to_csv(tmp_path / "ref.csv", index=False)
+    found = cardinality.find_id_like(tmp_path / "ref.csv", ["user", "code", "late", "plan", "x"])
+    assert found == [cardinality.IdLike("user", cardinality.SAMPLE_ROWS, cardinality.SAMPLE_ROWS)]

@@ -3,11 +3,13 @@
 A column picked by `features: auto` is id-like when it is text with more distinct values than half its non-null
 values, or integers with distinct values for at least 95% of them (floats are left alone: measured values are
 naturally all distinct). Both need at least `MIN_ROWS` non-null values, so a tiny reference excludes nothing.
+Only the first `SAMPLE_ROWS` rows are read (an id is near-unique in any block of rows), so this costs a start-up
+little even for a reference of millions of rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,8 @@ TEXT_SHARE = 0.5
 INTEGER_SHARE = 0.95
 #: Fewer non-null values than this never make a column id-like.
 MIN_ROWS = 20
+#: Rows read from the start of the reference to judge its columns.
+SAMPLE_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class IdLike:
 
 def find_id_like(path: Path, columns: Sequence[str]) -> list[IdLike]:
     """The id-like columns among `columns` of the reference file at `path` (parquet or csv by suffix); reads
-    only the text and integer columns among them."""
+    only the text and integer columns among them, and only their first `SAMPLE_ROWS` rows."""
     path = Path(path)
     is_csv = path.suffix.lower() == ".csv"
     try:
@@ -55,10 +59,7 @@ def find_id_like(path: Path, columns: Sequence[str]) -> list[IdLike]:
         }
         if not shares:
             return []
-        if is_csv:
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=list(shares)))
-        else:
-            table = pq.read_table(path, columns=list(shares))
+        table = _head(path, list(shares), is_csv)
     except (OSError, pa.ArrowException) as err:
         raise SourceUnavailable(f"reference {path}: cannot read ({one_line(err)})") from err
     found = []
@@ -67,10 +68,34 @@ def find_id_like(path: Path, columns: Sequence[str]) -> list[IdLike]:
         rows = len(column) - column.null_count
         if rows < MIN_ROWS:
             continue
-        distinct = pc.count_distinct(column, mode="only_valid").as_py()
+        if pa.types.is_dictionary(column.type):  # count_distinct has no dictionary kernel
+            column = column.cast(column.type.value_type)
+        try:
+            distinct = pc.count_distinct(column, mode="only_valid").as_py()
+        except pa.ArrowNotImplementedError:  # a type this pyarrow cannot count: never id-like, never a failure
+            continue
         if distinct > share * rows if share == TEXT_SHARE else distinct >= share * rows:
             found.append(IdLike(name, distinct, rows))
     return found
+
+
+def _head(path: Path, columns: list[str], is_csv: bool) -> pa.Table:
+    """The first `SAMPLE_ROWS` rows of `columns`."""
+    if is_csv:
+        with pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(include_columns=columns)) as reader:
+            return _first_rows(reader, columns)
+    with pq.ParquetFile(path) as file:
+        return _first_rows(file.iter_batches(batch_size=SAMPLE_ROWS, columns=columns), columns)
+
+
+def _first_rows(batches: Iterable[pa.RecordBatch], columns: list[str]) -> pa.Table:
+    kept, rows = [], 0
+    for batch in batches:
+        kept.append(batch)
+        rows += batch.num_rows
+        if rows >= SAMPLE_ROWS:
+            break
+    return pa.Table.from_batches(kept).slice(0, SAMPLE_ROWS) if kept else pa.table({c: [] for c in columns})
 
 
 def _is_text(arrow_type: pa.DataType) -> bool:
