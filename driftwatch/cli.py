@@ -181,6 +181,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """`driftwatch check`: one run of each (or one) monitor with the window ending at --at."""
     from driftwatch.core.report import Severity
     from driftwatch.runtime.monitor import open_sources, prepare_monitor, result_dict, run_monitor
+    from driftwatch.runtime.stats_pool import stats_executor
     from driftwatch.runtime.tables import format_result
 
     if (args.start is None) != (args.end is None) or (args.step is not None and args.start is None):
@@ -199,13 +200,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         if sys.stderr.isatty() and len(names) > 1:
             print(f"[{i}/{len(names)}] checking {name} ...", file=sys.stderr)
         monitor = prepare_monitor(name, config, profile_dir, sources)
-        result = run_monitor(monitor, at, progress=progress_line(name) if sys.stderr.isatty() else None)
+        progress = progress_line(name) if sys.stderr.isatty() else None
+        result = run_monitor(monitor, at, stats_executor(), progress)
         if sys.stderr.isatty():
             print("\r\033[K", end="", file=sys.stderr, flush=True)
         failed |= result.outcome == "error"
         if result.report is not None:
             worst = max(worst, result.report.severity)
-        outputs.append((name, result, monitor.profile.rows))
+        outputs.append((name, result, monitor.profile.rows if result.reference_rows is None else result.reference_rows))
     if args.format == "json":
         print(json.dumps({"monitors": [result_dict(*o) for o in outputs]}, indent=2, allow_nan=False))
     else:
@@ -236,6 +238,7 @@ def check_timeline(args: argparse.Namespace, config: Config, names: list[str]) -
 def _check_timeline(args: argparse.Namespace, config: Config, names: list[str], sources: dict[str, Any]) -> int:
     from driftwatch.runtime.history import run_windows, window_ends
     from driftwatch.runtime.monitor import prepare_monitor, result_dict
+    from driftwatch.runtime.stats_pool import stats_executor
     from driftwatch.runtime.tables import format_timeline
 
     profile_dir = Path(config.state.path).parent / "profiles"
@@ -246,15 +249,18 @@ def _check_timeline(args: argparse.Namespace, config: Config, names: list[str], 
         ends = window_ends(args.start, args.end, window, step)
         monitor = prepare_monitor(name, config, profile_dir, sources)
         results = []
-        for result in run_windows(monitor, ends, window_progress(name) if sys.stderr.isatty() else None):
+        progress = window_progress(name) if sys.stderr.isatty() else None
+        for result in run_windows(monitor, ends, progress, stats_executor()):
             results.append(result)
             failed |= result.outcome == "error"
             worst = max(worst, result.report.severity if result.report is not None else 0)
             if args.format == "json":
-                print(json.dumps(result_dict(name, result, monitor.profile.rows), allow_nan=False), flush=True)
+                reference_rows = monitor.profile.rows if result.reference_rows is None else result.reference_rows
+                print(json.dumps(result_dict(name, result, reference_rows), allow_nan=False), flush=True)
         if sys.stderr.isatty():
             print("\r\033[K", end="", file=sys.stderr, flush=True)
-        tables.append(format_timeline(name, results, monitor.profile.rows, window, step))
+        file_rows = monitor.profile.rows if monitor.config.reference.path is not None else None
+        tables.append(format_timeline(name, results, file_rows, window, step))
     if args.format == "table":
         print("\n\n".join(tables))
     return exit_code(failed, worst, args.fail_on)
@@ -278,6 +284,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     """`driftwatch backfill`: run past windows of one monitor and store them in the state database."""
     from driftwatch.runtime.history import backfill, window_ends
     from driftwatch.runtime.monitor import close_sources, open_sources, prepare_monitor
+    from driftwatch.runtime.stats_pool import stats_executor
     from driftwatch.runtime.store import Store
 
     config = load_config(args.config)
@@ -297,7 +304,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     try:
         monitor = prepare_monitor(args.monitor, config, Path(config.state.path).parent / "profiles", sources)
         with Store(Path(config.state.path)) as store:
-            results = backfill(monitor, store, ends, window_progress(args.monitor) if sys.stderr.isatty() else None)
+            progress = window_progress(args.monitor) if sys.stderr.isatty() else None
+            results = backfill(monitor, store, ends, progress, stats_executor())
     finally:
         close_sources(sources.values())
     if sys.stderr.isatty():

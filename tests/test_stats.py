@@ -41,13 +41,21 @@ from driftwatch.core.values import (
 
 
 def ref_edges(values: np.ndarray, bins: int = 10, binning: str = "quantile") -> list[float]:
-    """Interior edges: reference quantiles k/B (numpy linear) or equal widths, duplicates dropped."""
+    """Interior edges: every value holding >= 1/(2B) of the reference gets [v, next float up); the rest is cut at
+    its quantiles k/B' (B' = B minus the atoms, numpy linear) or the range at equal widths; duplicates dropped."""
     finite = np.sort(np.asarray(values, dtype=float))
+    held: dict[float, int] = {}
+    for v in finite.tolist():
+        held[v] = held.get(v, 0) + 1
+    atoms = [v for v, count in held.items() if count * 2 * bins >= finite.size]
     if binning == "quantile":
-        raw = [float(np.quantile(finite, k / bins)) for k in range(1, bins)]
+        rest = np.array([v for v in finite.tolist() if v not in atoms])
+        parts = max(bins - len(atoms), 1)
+        raw = [float(np.quantile(rest, k / parts)) for k in range(1, parts)] if rest.size else []
     else:
         lo, hi = float(finite[0]), float(finite[-1])
         raw = [lo + (hi - lo) * k / bins for k in range(1, bins)]
+    raw += atoms + [float(np.nextafter(a, np.inf)) for a in atoms]
     edges: list[float] = []
     for edge in sorted(raw):
         if not edges or edge > edges[-1]:
@@ -185,21 +193,24 @@ def test_value_on_edge_goes_to_the_right_bin():
     assert bin_counts(np.array([5.0]), np.array([5.0])).tolist() == [0, 1]
 
 
-def test_many_zeros_deduplicate_edges():
-    """Quantile edges tied at zero collapse into one edge; zeros fall right of it."""
+def test_many_zeros_get_their_own_bin():
+    """A point mass (70% zeros) gets the bin [0, next float up) alone; the other values are cut at their quantiles."""
     reference = _zero_inflated(1000, 0.7)
     profile = numeric_profile(reference)
-    assert profile.edges[0] == 0.0
-    assert len(profile.edges) < 9
+    assert profile.edges[:2].tolist() == [0.0, np.nextafter(0.0, 1.0)]
+    assert len(profile.edges) == 2 + 8  # 9 bins of the non-zero values
     assert profile.counts[0] == 0
-    assert profile.counts[1] >= int(np.sum(reference == 0.0))
+    assert profile.counts[1] == int(np.sum(reference == 0.0))
+    rest = profile.counts[2:]
+    assert rest.sum() == int(np.sum(reference != 0.0)) and rest.max() - rest.min() <= 1
 
 
 def test_uniform_edges_equal_width():
     """Uniform binning: equal widths over reference min..max, outer bins open."""
-    profile = numeric_profile(np.array([0.0, 10.0, 3.0, 7.0]), bins=5, binning="uniform")
+    values = np.array([0.0, 10.0, 3.0, 7.0, 0.5, 1.5, 2.5, 5.5, 8.5, 9.5, 9.0])  # each < 1/(2 x 5): no atoms
+    profile = numeric_profile(values, bins=5, binning="uniform")
     np.testing.assert_allclose(profile.edges, [2.0, 4.0, 6.0, 8.0], rtol=1e-15)
-    assert profile.counts.tolist() == [1, 1, 0, 1, 1]
+    assert profile.counts.tolist() == [3, 2, 1, 1, 4]
     assert bin_counts(np.array([-100.0, 2.0, 100.0]), profile.edges).tolist() == [1, 1, 0, 0, 1]
 
 

@@ -10,6 +10,7 @@ the present), and the daemon's latest status and metrics stay those of its own r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 
 from driftwatch.errors import DriftwatchError
@@ -41,23 +42,30 @@ def window_ends(start: datetime, end: datetime, window: timedelta, step: timedel
 
 
 def run_windows(
-    monitor: Monitor, ends: Sequence[datetime], progress: WindowProgress | None = None
+    monitor: Monitor,
+    ends: Sequence[datetime],
+    progress: WindowProgress | None = None,
+    executor: Executor | None = None,
 ) -> Iterator[RunResult]:
-    """One run of `monitor` per window end, in order."""
+    """One run of `monitor` per window end, in order (features on `executor`, if given)."""
     for i, end in enumerate(ends, 1):
         if progress is not None:
             progress(i, len(ends), end)
-        yield run_monitor(monitor, end)
+        yield run_monitor(monitor, end, executor)
 
 
 def backfill(
-    monitor: Monitor, store: Store, ends: Sequence[datetime], progress: WindowProgress | None = None
+    monitor: Monitor,
+    store: Store,
+    ends: Sequence[datetime],
+    progress: WindowProgress | None = None,
+    executor: Executor | None = None,
 ) -> list[RunResult]:
     """Run every window and store the runs as backfilled runs of the monitor (replacing earlier backfilled runs
     of the same windows), `BACKFILL_BATCH` at a time; the results in order."""
     results: list[RunResult] = []
     pending: list[RunRow] = []
-    for result in run_windows(monitor, ends, progress):
+    for result in run_windows(monitor, ends, progress, executor):
         results.append(result)
         pending.append(run_row(result))
         if len(pending) == BACKFILL_BATCH:

@@ -38,7 +38,20 @@ def format_result(name: str, result: RunResult, reference_rows: int) -> str:
     )
     if result.report is None:
         return f"{head}\n  {result.error}"
-    return "\n".join([head, *feature_lines(result.report)])
+    return "\n".join([head, *baseline_lines(result.report), *feature_lines(result.report)])
+
+
+def baseline_lines(report: Report) -> list[str]:
+    """A moving baseline's window, and where calibrated thresholds came from (nothing for a plain file)."""
+    info = report.baseline or {}
+    lines = []
+    if info.get("kind") == "window" and info.get("start") and info.get("end"):
+        start, end = datetime.fromisoformat(info["start"]), datetime.fromisoformat(info["end"])
+        lines.append(f"  baseline {info.get('source')} {window_text(start, end)}  rows {info.get('rows', 0):,}")
+    calibration = info.get("calibration")
+    if isinstance(calibration, dict):
+        lines.append(f"  thresholds calibrated on {calibration.get('windows')} baseline windows")
+    return lines
 
 
 #: The gate column: did the feature pass the significance gate (its adjusted p-value below alpha)?
@@ -85,12 +98,13 @@ def _breaches(result: FeatureResult) -> str:
 
 
 def format_timeline(
-    name: str, results: Sequence[RunResult], reference_rows: int, window: timedelta, step: timedelta
+    name: str, results: Sequence[RunResult], reference_rows: int | None, window: timedelta, step: timedelta
 ) -> str:
-    """One line per window (end, verdict, drift share, rows, the features at warning or above), then a summary."""
+    """One line per window (end, verdict, drift share, rows, the features at warning or above), then a summary;
+    `reference_rows` None: a moving baseline (its rows change with the window)."""
+    reference = "a moving baseline" if reference_rows is None else f"reference {reference_rows:,} rows"
     lines = [
-        f"{name}: {len(results)} windows of {format_duration(window)} every {format_duration(step)}, reference "
-        f"{reference_rows:,} rows",
+        f"{name}: {len(results)} windows of {format_duration(window)} every {format_duration(step)}, {reference}",
         f"  {'window end (UTC)':<19}  {'verdict':<17} {'share':>5} {'rows':>10}  features at warning or above",
     ]
     for result in results:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -73,11 +75,11 @@ class _FileSource:
         """The timestamp type of a text timestamp column, from the first value of the first file that has one."""
         raise NotImplementedError
 
-    def _read_file(self, window: FileWindow, path: str) -> Iterator[pa.RecordBatch]:
+    def _read_file(self, window: FileWindow, path: str, projection: list[str]) -> Iterator[pa.RecordBatch]:
         """The window's rows of one file: a `pyarrow.dataset` scan with projection, filter and little read-ahead."""
         dataset = ds.dataset([path], format=window.format, schema=window.schema)
         scanner = dataset.scanner(
-            columns=window.projection,
+            columns=projection,
             filter=window.filter,
             batch_size=window.batch_rows,
             batch_readahead=_BATCH_READAHEAD,
@@ -152,14 +154,16 @@ class FileWindow(Window):
             raise SchemaMismatch(
                 f"timestamp column '{ts}' has type {ts_type}, expected a timestamp", source=self.source
             )
-        bounds = timestamp_bound(self.start, ts_type), timestamp_bound(self.end, ts_type)
-        self.filter = (ds.field(ts) >= bounds[0]) & (ds.field(ts) < bounds[1])
+        self.bounds = timestamp_bound(self.start, ts_type), timestamp_bound(self.end, ts_type)
+        self.filter = (ds.field(ts) >= self.bounds[0]) & (ds.field(ts) < self.bounds[1])
 
-    def record_batches(self) -> Iterator[pa.RecordBatch]:
-        """One pass as arrow record batches of at most `batch_rows` rows (possibly empty ones), file by file."""
+    def record_batches(self, projection: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """One pass as arrow record batches of at most `batch_rows` rows (possibly empty ones), file by file,
+        holding `projection` (default: the window's columns)."""
+        projection = self.projection if projection is None else projection
         for path in self.files:
             self._check_unchanged(path)
-            batches = self._source._read_file(self, path)
+            batches = self._source._read_file(self, path, projection)
             while True:
                 try:
                     batch = next(batches)
@@ -174,7 +178,7 @@ class FileWindow(Window):
         rows, a CSV block ~1 MB), and many small batches would cost the counting per-batch overhead."""
         pending: list[pa.RecordBatch] = []
         held = 0
-        for batch in self.record_batches():
+        for batch in self.record_batches(list(dict.fromkeys(self.pass_columns))):
             while batch.num_rows:
                 take = min(batch.num_rows, self.batch_rows - held)
                 pending.append(batch.slice(0, take))
@@ -187,14 +191,16 @@ class FileWindow(Window):
             yield self._converted(pending)
 
     def _converted(self, batches: list[pa.RecordBatch]) -> pd.DataFrame:
-        return self._frame(pa.Table.from_batches(batches).to_pandas(strings_to_categorical=True))
+        return pa.Table.from_batches(batches).to_pandas(strings_to_categorical=True)
 
     def to_frame(self) -> pd.DataFrame:
         """One pass as one frame, converted as a whole (string columns as pandas strings, like `read` always did)."""
         if not self.files:
             return self._empty()
         self.rows_read = 0
-        table = pa.Table.from_batches(list(self.record_batches()), schema=self._projected_schema())
+        schema = self._projected_schema()
+        batches = list(self.record_batches())
+        table = (pa.Table.from_batches(batches) if batches else schema.empty_table()).cast(schema)
         self.rows_read = table.num_rows
         return self._frame(table.to_pandas())
 
@@ -276,15 +282,18 @@ class ParquetSource(_FileSource):
     def _probe(self, path: str) -> None:
         pq.read_metadata(path)
 
-    def _read_file(self, window: FileWindow, path: str) -> Iterator[pa.RecordBatch]:
+    def _read_file(self, window: FileWindow, path: str, projection: list[str]) -> Iterator[pa.RecordBatch]:
         """The window's rows of one file, streamed page by page.
 
         A dataset scan decodes a whole row group at a time (a default pyarrow row group is 1Mi rows), so this
-        picks the row groups the filter may match from their statistics, reads them with `iter_batches` through
-        a buffered stream, then casts to the window's schema and filters each batch.
+        picks the row groups the filter may match from their statistics and reads them with `iter_batches`
+        through a buffered stream, string columns dictionary-encoded as stored (no Python strings). A row group
+        whose statistics put every timestamp inside the window is read without its timestamp column or the
+        filter; the others are cast to the window's schema and filtered batch by batch.
         """
-        row_groups: list[int] | None = None  # a text timestamp column has no usable statistics: every row group
-        if not window.timestamps_from_text:
+        ts, text = self.timestamp_column, window.timestamps_from_text
+        row_groups: list[int] | None = None  # text timestamps have no usable statistics: every row group, filtered
+        if not text:
             fragment = window.format.make_fragment(os.path.abspath(path), _LOCAL)
             row_groups = [
                 group.id
@@ -293,18 +302,56 @@ class ParquetSource(_FileSource):
             ]
             if not row_groups:
                 return
-        needed = list(dict.fromkeys([*window.projection, self.timestamp_column]))
-        target = pa.schema([window.schema.field(name) for name in needed])
-        with pq.ParquetFile(path, pre_buffer=False, buffer_size=_BUFFER_BYTES) as file:
-            present = [name for name in needed if name in file.schema_arrow.names]
-            for batch in file.iter_batches(window.batch_rows, row_groups=row_groups, columns=present):
-                try:
-                    table = _conformed(pa.Table.from_batches([batch]), target)
-                except pa.ArrowInvalid as err:  # a text timestamp that is not ISO 8601 (or has another offset style)
-                    raise SchemaMismatch(
-                        f"{path}: timestamp column '{self.timestamp_column}': {one_line(err)}", source=self.name
-                    ) from err
-                yield from table.filter(window.filter).select(window.projection).to_batches()
+        strings = [name for name in _strings(path) if not (text and name == ts)]  # text timestamps are parsed
+        with pq.ParquetFile(path, pre_buffer=False, buffer_size=_BUFFER_BYTES, read_dictionary=strings) as file:
+            inside = (lambda group: False) if text else _inside_window(file.metadata, ts, window.bounds)
+            groups = list(range(file.num_row_groups)) if row_groups is None else row_groups
+            for whole, run in itertools.groupby(groups, key=inside):
+                needed = projection if whole else list(dict.fromkeys([*projection, ts]))
+                target = pa.schema([_dictionary_of(window.schema.field(name)) for name in needed])
+                present = [name for name in needed if name in file.schema_arrow.names]
+                for batch in file.iter_batches(window.batch_rows, row_groups=list(run), columns=present):
+                    try:
+                        table = _conformed(pa.Table.from_batches([batch]), target)
+                    except pa.ArrowInvalid as err:  # a text timestamp that is not ISO 8601
+                        raise SchemaMismatch(
+                            f"{path}: timestamp column '{ts}': {one_line(err)}", source=self.name
+                        ) from err
+                    yield from (table if whole else table.filter(window.filter).select(projection)).to_batches()
+
+
+def _strings(path: str) -> list[str]:
+    """The string columns of a parquet file (read dictionary-encoded)."""
+    schema = pq.read_schema(path)
+    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+
+
+def _dictionary_of(field: pa.Field) -> pa.Field:
+    """A string field as its dictionary-encoded form (how `_read_file` reads it); other fields unchanged."""
+    if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+        return field.with_type(pa.dictionary(pa.int32(), field.type))
+    return field
+
+
+def _inside_window(metadata: pq.FileMetaData, ts: str, bounds: tuple[pa.Scalar, pa.Scalar]) -> Callable[[int], bool]:
+    """Whether a row group's statistics put every timestamp in [bounds[0], bounds[1]) (no nulls); False when
+    unknown."""
+    column = next((j for j in range(metadata.num_columns) if metadata.schema.column(j).path == ts), None)
+
+    def inside(group: int) -> bool:
+        if column is None:
+            return False
+        stats = metadata.row_group(group).column(column).statistics
+        if stats is None or not stats.has_min_max or not stats.has_null_count or stats.null_count != 0:
+            return False
+        try:
+            low = pa.scalar(stats.min, type=bounds[0].type)
+            high = pa.scalar(stats.max, type=bounds[0].type)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            return False
+        return bool(pc.greater_equal(low, bounds[0]).as_py() and pc.less(high, bounds[1]).as_py())
+
+    return inside
 
 
 class CsvSource(_FileSource):
