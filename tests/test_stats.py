@@ -18,6 +18,7 @@ from hypothesis.extra import numpy as hnp
 from scipy.spatial.distance import jensenshannon
 
 from driftwatch.core.partials import numeric_stats
+from driftwatch.core.policy import Level, Policy
 from driftwatch.core.profile import (
     CategoricalProfile,
     NumericProfile,
@@ -26,6 +27,7 @@ from driftwatch.core.profile import (
     bin_counts,
     build_profile,
 )
+from driftwatch.core.report import Severity
 from driftwatch.core.stats import categorical_stats, js_distance, ks_test, psi
 from driftwatch.core.values import (
     OBJECT_CHUNK,
@@ -918,3 +920,47 @@ def test_reference_grid_counts_and_gap_sums():
         grid.points[0] = 1.0
     single = reference_grid(np.array([2.0]), 8)
     assert (single.points.tolist(), single.upto.tolist(), single.gap_sums.size) == ([2.0], [1], 0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# KS D is scipy's to the last bit, and a D exactly on a threshold breaches it
+# --------------------------------------------------------------------------------------------------------------
+
+_TIED = st.lists(st.integers(0, 6), min_size=1, max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(reference=_TIED, current=_TIED)
+def test_property_ks_statistic_on_tied_integers_is_scipys_exactly(reference: list[int], current: list[int]) -> None:
+    """On tied integer data (where D is a small fraction) the statistic is scipy's bit for bit: ==, not approx."""
+    with warnings.catch_warnings():  # scipy's own notice that its exact p-value fell back to asymptotic
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = scipy.stats.ks_2samp(reference, current)
+    got = numeric_stats(numeric_profile(np.array(reference, dtype=float)), np.array(current, dtype=float))
+    assert got.ks_statistic == expected.statistic
+
+
+@pytest.mark.parametrize(
+    ("n", "m"), [pytest.param(12_000, 10_001, id="asymptotic"), pytest.param(3000, 700, id="exact")]
+)
+def test_ks_statistic_on_large_tied_samples_is_scipys_exactly(n: int, m: int) -> None:
+    """Past scipy's exact method (no reduction to 1/lcm) D is still scipy's float, bit for bit."""
+    rng = np.random.default_rng(n + m)
+    reference, current = rng.integers(0, 9, n).astype(float), rng.integers(1, 9, m).astype(float)
+    expected = scipy.stats.ks_2samp(reference, current)
+    got = numeric_stats(numeric_profile(reference), current)
+    assert got.ks_statistic == expected.statistic
+    assert got.ks_pvalue == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+
+
+def test_a_ks_statistic_exactly_on_its_threshold_breaches_it() -> None:
+    """D = 200/2000 = 0.1 (1 - 180/200 in floats is 0.09999999999999998) reaches a 0.1 threshold, as scipy's D does."""
+    reference = np.zeros(2000)
+    current = np.r_[np.zeros(180), np.ones(20)]
+    assert 1 - 180 / 200 < 0.1  # the naive float difference would miss the threshold
+    assert scipy.stats.ks_2samp(reference, current).statistic == 0.1
+    profile = build_profile({"x": reference}, numeric=["x"])
+    report = compare(profile, {"x": current}, Policy(thresholds={"ks_statistic": Level(0.1, 0.5)}, significance=None))
+    stats = report.feature("x").stats
+    assert stats.ks_statistic == 0.1
+    assert report.feature("x").severity == Severity.WARNING
