@@ -1,4 +1,4 @@
-"""The `driftwatch` command: run, check, validate, demo. Errors are one line; exit 2 for config/usage errors.
+"""The `driftwatch` command: run, check, backfill, validate, demo. Errors are one line; exit 2 for config/usage errors.
 
 Startup is kept cheap: parsing arguments (and `--help`) imports only the standard library, the error tree and the
 log setup; each command imports what it needs (config and pydantic, data sources, statistics, the web stack) when
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     import httpx
 
     from driftwatch.config import Config
-    from driftwatch.runtime.monitor import RunResult
     from driftwatch.runtime.store import Store
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
@@ -59,14 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = add_command(commands, "check", "one run of each monitor now (a CI data-validation gate)", cmd_check)
     check.add_argument("--monitor", help="only this monitor")
-    check.add_argument("--at", type=parse_time, help="window end, ISO-8601 (default: now; naive = UTC)")
-    check.add_argument("--format", choices=["table", "json"], default="table")
+    when = check.add_mutually_exclusive_group()
+    when.add_argument("--at", type=parse_time, help="window end, ISO-8601 (default: now; naive = UTC)")
+    when.add_argument("--from", dest="start", type=parse_time, help="a timeline: first window's start (with --to)")
+    check.add_argument("--to", dest="end", type=parse_time, help="a timeline: windows end by this time")
+    check.add_argument("--step", type=parse_duration, help="a timeline: between window starts (default: the window)")
+    check.add_argument("--format", choices=["table", "json"], default="table", help="json: JSON lines for a timeline")
     check.add_argument(
         "--fail-on",
         choices=["warning", "critical"],
         default="critical",
         help="exit 1 when a monitor reaches this severity (default: critical)",
     )
+
+    backfill = add_command(commands, "backfill", "store the runs of past windows (the API's run history)", cmd_backfill)
+    backfill.add_argument("--monitor", required=True)
+    backfill.add_argument("--from", dest="start", type=parse_time, required=True, help="first window's start")
+    backfill.add_argument("--to", dest="end", type=parse_time, required=True, help="windows end by this time")
+    backfill.add_argument("--step", type=parse_duration, help="between window starts (default: the window)")
+    backfill.add_argument("--delete", action="store_true", help="delete the backfilled runs ending in --from..--to")
 
     report = add_command(
         commands, "report", "one run of a monitor written as a self-contained HTML page (a CI artifact)", cmd_report
@@ -138,12 +148,12 @@ def add_command(group: Any, name: str, text: str, func: Callable[[argparse.Names
 
 
 def parse_time(text: str) -> datetime:
-    """An ISO-8601 time; a naive one is taken as UTC."""
+    """An ISO-8601 time as an aware UTC datetime; a naive one is taken as UTC."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"invalid ISO-8601 time {text!r}") from err
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -185,11 +195,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     from driftwatch.core.report import Severity
     from driftwatch.runtime.monitor import close_sources, open_sources, prepare_monitor, result_dict, run_monitor
     from driftwatch.runtime.stats_pool import stats_executor
+    from driftwatch.runtime.tables import format_result
 
+    if (args.start is None) != (args.end is None) or (args.step is not None and args.start is None):
+        raise DriftwatchError("a timeline needs both --from and --to (--step only with them)")
     config = load_config(args.config)
     names = [args.monitor] if args.monitor else list(config.monitors)
     if args.monitor and args.monitor not in config.monitors:
         raise DriftwatchError(f"unknown monitor {args.monitor!r} (defined: {', '.join(config.monitors)})")
+    if args.start is not None:
+        return check_timeline(args, config, names)
     at = args.at or datetime.now(UTC)
     sources = open_sources(config)
     profile_dir = Path(config.state.path).parent / "profiles"
@@ -214,9 +229,114 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(json.dumps({"monitors": [result_dict(*o) for o in outputs]}, indent=2, allow_nan=False))
     else:
         print("\n\n".join(format_result(*o) for o in outputs))
+    return exit_code(failed, worst, args.fail_on)
+
+
+def exit_code(failed: bool, worst: int, fail_on: str) -> int:
+    """2 when a run failed, 1 when the worst severity reaches `fail_on`, else 0."""
+    from driftwatch.core.report import Severity
+
     if failed:
         return EXIT_ERROR
-    return EXIT_DRIFT if worst >= Severity.parse(args.fail_on) else EXIT_OK
+    return EXIT_DRIFT if worst >= Severity.parse(fail_on) else EXIT_OK
+
+
+def check_timeline(args: argparse.Namespace, config: Config, names: list[str]) -> int:
+    """`check --from --to [--step]`: every window of each monitor in this process, as a table or JSON lines."""
+    from driftwatch.runtime.monitor import close_sources, open_sources
+
+    sources = open_sources(config)
+    try:
+        return _check_timeline(args, config, names, sources)
+    finally:
+        close_sources(sources.values())
+
+
+def _check_timeline(args: argparse.Namespace, config: Config, names: list[str], sources: dict[str, Any]) -> int:
+    from driftwatch.runtime.history import run_windows, window_ends
+    from driftwatch.runtime.monitor import prepare_monitor, result_dict
+    from driftwatch.runtime.stats_pool import stats_executor
+    from driftwatch.runtime.tables import format_timeline
+
+    profile_dir = Path(config.state.path).parent / "profiles"
+    failed, worst, tables = False, 0, []
+    for name in names:
+        window = config.monitors[name].window
+        step = window if args.step is None else args.step
+        ends = window_ends(args.start, args.end, window, step)
+        monitor = prepare_monitor(name, config, profile_dir, sources)
+        results = []
+        progress = window_progress(name) if sys.stderr.isatty() else None
+        for result in run_windows(monitor, ends, progress, stats_executor()):
+            results.append(result)
+            failed |= result.outcome == "error"
+            worst = max(worst, result.report.severity if result.report is not None else 0)
+            if args.format == "json":
+                reference_rows = monitor.profile.rows if result.reference_rows is None else result.reference_rows
+                print(json.dumps(result_dict(name, result, reference_rows), allow_nan=False), flush=True)
+        if sys.stderr.isatty():
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+        file_rows = monitor.profile.rows if monitor.config.reference.path is not None else None
+        tables.append(format_timeline(name, results, file_rows, window, step))
+    if args.format == "table":
+        print("\n\n".join(tables))
+    return exit_code(failed, worst, args.fail_on)
+
+
+def window_progress(name: str) -> Callable[[int, int, datetime], None]:
+    """Which window of how many is running, as one line on the terminal."""
+
+    def show(number: int, total: int, end: datetime) -> None:
+        print(
+            f"\r\033[K{name}: window {number}/{total} ending {end:%Y-%m-%d %H:%M} UTC",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """`driftwatch backfill`: run past windows of one monitor and store them in the state database."""
+    from driftwatch.runtime.history import backfill, window_ends
+    from driftwatch.runtime.monitor import close_sources, open_sources, prepare_monitor
+    from driftwatch.runtime.stats_pool import stats_executor
+    from driftwatch.runtime.store import Store
+
+    config = load_config(args.config)
+    if args.monitor not in config.monitors:
+        raise DriftwatchError(f"unknown monitor {args.monitor!r} (defined: {', '.join(config.monitors)})")
+    window = config.monitors[args.monitor].window
+    if args.delete:
+        with Store(Path(config.state.path)) as store:
+            deleted = store.delete_backfill(args.monitor, args.start, args.end)
+        print(
+            f"{args.monitor}: deleted {deleted} backfilled run(s) ending in {args.start:%Y-%m-%d %H:%M:%S} .. "
+            f"{args.end:%Y-%m-%d %H:%M:%S} UTC"
+        )
+        return EXIT_OK
+    ends = window_ends(args.start, args.end, window, window if args.step is None else args.step)
+    sources = open_sources(config)
+    try:
+        monitor = prepare_monitor(args.monitor, config, Path(config.state.path).parent / "profiles", sources)
+        with Store(Path(config.state.path)) as store:
+            progress = window_progress(args.monitor) if sys.stderr.isatty() else None
+            results = backfill(monitor, store, ends, progress, stats_executor())
+    finally:
+        close_sources(sources.values())
+    if sys.stderr.isatty():
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    counts: dict[str, int] = {}
+    for result in results:
+        key = result.report.severity.label if result.report is not None else result.outcome
+        counts[key] = counts.get(key, 0) + 1
+    summary = ", ".join(f"{n} {key}" for key, n in sorted(counts.items()))
+    print(
+        f"{args.monitor}: stored {len(results)} backfilled run(s) ending {ends[0]:%Y-%m-%d %H:%M:%S} .. "
+        f"{ends[-1]:%Y-%m-%d %H:%M:%S} UTC ({summary}) in {config.state.path}"
+    )
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -232,7 +352,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     except OSError as err:
         raise DriftwatchError(f"cannot write {args.output}: {err.strerror or err}") from err
     severity = result.report.severity.label if result.report else result.outcome.replace("_", " ")
-    print(f"{args.output}: report of {args.monitor} ({severity}, {result.rows} rows)", file=sys.stderr)
+    rows = "unknown" if result.rows is None else result.rows
+    print(f"{args.output}: report of {args.monitor} ({severity}, {rows} rows)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -248,38 +369,6 @@ def progress_line(name: str) -> Callable[[int, int, float], None]:
             )
 
     return show
-
-
-def format_result(name: str, result: RunResult, reference_rows: int) -> str:
-    """A readable table of one run."""
-    head = (
-        f"{name}: {result.outcome}  window {result.start:%Y-%m-%d %H:%M:%S} .. {result.end:%H:%M:%S} UTC  "
-        f"rows {result.rows} (reference {reference_rows})"
-    )
-    if result.report is None:
-        return f"{head}\n  {result.error}"
-    report = result.report
-    lines = [
-        f"{head}\n  severity {report.severity.label.upper()}  drift share {report.drift_share or 0:.2f}",
-        f"  {'feature':<20} {'kind':<11} {'psi':>7} {'ks':>7} {'p-value':>9} {'js':>6} {'wass':>6} "
-        f"{'missing':>7}  severity",
-    ]
-    for r in report.features:
-        s = r.stats
-        lines.append(
-            f"  {r.name:<20} {s.kind:<11} {_f(s.psi, 7, 3)} {_f(s.ks_statistic, 7, 3)} "
-            f"{_f(s.test_pvalue, 9, 2, 'e')} {_f(s.js_distance, 6, 3)} {_f(s.wasserstein, 6, 3)} "
-            f"{_f(s.missing_share, 7, 3)}  {r.severity.label if s.status == 'ok' else s.status}"
-        )
-        if s.new_categories:
-            lines.append(
-                f"  {'':<20} new categories: " + ", ".join(f"{k} ({v:.1%})" for k, v in s.new_categories.items())
-            )
-    return "\n".join(lines)
-
-
-def _f(value: float | None, width: int, digits: int, kind: str = "f") -> str:
-    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}{kind}}"
 
 
 def open_store(config_path: Path) -> Store:

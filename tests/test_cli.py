@@ -91,7 +91,7 @@ def test_check_exits_1_on_drift(workdir: Path, fail_on: str, code: int) -> None:
     """A drifting batch makes `check` exit 1 at the --fail-on level and print the table."""
     done = driftwatch("check", "-c", "driftwatch.yaml", "--fail-on", fail_on, cwd=workdir)
     assert done.returncode == code, done.stderr
-    assert "severity CRITICAL" in done.stdout
+    assert "from-files: CRITICAL" in done.stdout
     assert "age" in done.stdout and "plan" in done.stdout
 
 

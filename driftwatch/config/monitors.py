@@ -10,7 +10,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import AliasPath, Field, FiniteFloat, ValidationInfo, field_serializer, field_validator, model_validator
 
-from driftwatch.config.base import Columns, ProblemAt, StrictModel, resolve_path
+from driftwatch.config.base import Column, Columns, ProblemAt, StrictModel, resolve_path
 from driftwatch.config.durations import Duration, WindowDuration, format_duration
 from driftwatch.core.calibration import CalibrationRule
 from driftwatch.core.policy import DEFAULT_THRESHOLDS, LOWER_IS_WORSE, Level, Policy, Significance, check_level
@@ -125,13 +125,38 @@ class ScheduleConfig(StrictModel):
 
 
 class FeaturesConfig(StrictModel):
-    """Which columns to compare; `auto` takes them from the reference by dtype."""
+    """Which columns to compare; `auto` takes them from the reference by dtype.
+
+    `features: auto` is `{numeric: auto, categorical: auto}`; `{auto: true, exclude: [...]}` is the same without
+    the excluded columns (`exclude` applies to the `auto` kinds only). Under `auto`, id-like columns (near-unique
+    values) are left out with a warning; list a column explicitly to monitor it anyway.
+    """
 
     numeric: Columns = "auto"
     categorical: Columns = "auto"
+    exclude: tuple[Column, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value == "auto":
+            return {}
+        if isinstance(value, dict) and "auto" in value:
+            value = dict(value)
+            auto = value.pop("auto")
+            if auto is not True:
+                raise ProblemAt("expected true (or leave out 'auto' and list numeric/categorical columns)", "auto")
+            both = [key for key in ("numeric", "categorical") if value.get(key, "auto") != "auto"]
+            if both:
+                raise ProblemAt("'auto: true' takes every column; drop this list or 'auto'", both[0])
+        elif not isinstance(value, dict):
+            raise ValueError(f"expected 'auto' or a mapping (numeric, categorical, auto, exclude), got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _disjoint(self) -> FeaturesConfig:
+        if self.exclude and self.numeric != "auto" and self.categorical != "auto":
+            raise ProblemAt("'exclude' applies to auto columns; here both lists are explicit", "exclude")
         if self.numeric != "auto" and self.categorical != "auto":
             both = sorted(set(self.numeric) & set(self.categorical))
             if both:
@@ -176,12 +201,13 @@ class MonitorAlerts(StrictModel):
 
 
 class MonitorConfig(StrictModel):
-    """One monitor: compare `source` over the last `window` with `reference` on `schedule`."""
+    """One monitor: compare `source` over the last `window` with `reference` on `schedule` (None: the daemon
+    skips the monitor; `check` and `backfill` still run it)."""
 
     model: str | None = None
     reference: ReferenceConfig
     source: str
-    schedule: ScheduleConfig
+    schedule: ScheduleConfig | None = None
     window: WindowDuration
     min_rows: int = Field(default=200, ge=1)
     features: FeaturesConfig = FeaturesConfig()
@@ -229,6 +255,14 @@ class MonitorConfig(StrictModel):
                 except ValueError as err:
                     raise ProblemAt(str(err), name) from None
         return value
+
+    @model_validator(mode="after")
+    def _scheduled_if_feeding(self) -> MonitorConfig:
+        if self.schedule is None and self.model is not None:
+            raise ValueError(
+                f"a monitor feeding model {self.model!r} needs a schedule (only the daemon switches models)"
+            )
+        return self
 
     @field_validator("drift_share")
     @classmethod

@@ -27,6 +27,7 @@ from driftwatch.outputs.outbox import Dispatcher
 from driftwatch.runtime.alerts import Alerting, build_notifiers, retry_policies
 from driftwatch.runtime.api_alerts import alert_routes
 from driftwatch.runtime.api_models import model_routes
+from driftwatch.runtime.api_runs import run_routes
 from driftwatch.runtime.http import create_app
 from driftwatch.runtime.memory import RunSlot, RunSlots, release_unused_memory
 from driftwatch.runtime.models import Models
@@ -50,11 +51,15 @@ log = logging.getLogger("driftwatch.daemon")
 
 
 def prepare_monitors(config: Config) -> dict[str, Monitor]:
-    """Every configured monitor, with its source opened and its reference profile loaded or built."""
+    """Every configured monitor with a schedule (one warning line for each without), with its source opened and
+    its reference profile loaded or built."""
     sources = open_sources(config)
     profile_dir = Path(config.state.path).parent / "profiles"
+    scheduled = [name for name, monitor in config.monitors.items() if monitor.schedule is not None]
+    for name in (name for name in config.monitors if name not in scheduled):
+        log.warning("monitor %s: no schedule, so the daemon does not run it (check and backfill do)", name)
     try:
-        return {name: prepare_monitor(name, config, profile_dir, sources) for name in config.monitors}
+        return {name: prepare_monitor(name, config, profile_dir, sources) for name in scheduled}
     except BaseException:
         close_sources(sources.values())
         raise
@@ -414,6 +419,7 @@ class Daemon:
 
     def _schedule_all(self) -> None:
         for name, monitor in self.monitors.items():
+            assert monitor.config.schedule is not None  # `prepare_monitors` keeps scheduled monitors only
             schedule_monitor(self.scheduler, name, monitor.config.schedule.trigger(), self.run_once)
         self.scheduler.add_job(
             self.prune_state,
@@ -435,7 +441,7 @@ class Daemon:
             base = previous.get(name) or MonitorStatus(name, "", last_run=record.finished_at if record else None)
             statuses[name] = replace(
                 base,
-                schedule=monitor.config.schedule.describe(),
+                schedule=monitor.config.schedule.describe() if monitor.config.schedule else "",
                 # a moving baseline has no rows until its first run builds it
                 reference_rows=monitor.profile.rows if monitor.config.reference.path else base.reference_rows,
             )
@@ -498,6 +504,7 @@ def serve(daemon: Daemon) -> None:
         [
             *alert_routes(daemon, daemon.alerting, daemon.store),
             *model_routes(daemon, daemon.models),
+            *run_routes(daemon, daemon.store),
             *web_routes(daemon),
         ],
     )

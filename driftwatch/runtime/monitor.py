@@ -33,7 +33,8 @@ from driftwatch.errors import SchemaMismatch, SourceError
 from driftwatch.runtime.baselines import Baseline, WindowBaseline, empty_profile, prepare_file_baseline
 from driftwatch.runtime.memory import RowBudget
 from driftwatch.sources import DataSource, Window, open_source, reference_columns
-from driftwatch.sources.base import CountingWindow, batch_arrays
+from driftwatch.sources.base import CountingWindow, as_utc, batch_arrays, missing_columns_message
+from driftwatch.sources.cardinality import find_id_like
 
 log = logging.getLogger("driftwatch.monitor")
 
@@ -58,12 +59,12 @@ class Monitor:
 
 @dataclass(frozen=True)
 class RunResult:
-    """The outcome of one run: a report when the batch was judged, else why not."""
+    """The outcome of one run: a report when the batch was judged, else why not (`rows` None: not known)."""
 
     outcome: Outcome
     start: datetime
     end: datetime
-    rows: int = 0
+    rows: int | None = None
     report: Report | None = None
     error: str | None = None
     policy: Policy | None = None  # the policy the run was judged by (calibrated per baseline)
@@ -71,7 +72,8 @@ class RunResult:
 
 
 def resolve_features(config: MonitorConfig, timestamp_column: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Numeric and categorical feature names: as configured, or `auto` from the reference file's schema."""
+    """Numeric and categorical feature names: as configured, or `auto` from the reference file's schema (without
+    `features.exclude` and id-like columns, see `driftwatch.sources.cardinality`; a warning names those)."""
     if config.reference.path is None:  # a source window: its columns are only known when it is read
         listed = [() if f == "auto" else tuple(f) for f in (config.features.numeric, config.features.categorical)]
         if not any(listed):
@@ -81,11 +83,24 @@ def resolve_features(config: MonitorConfig, timestamp_column: str | None) -> tup
         return listed[0], listed[1]
     path = Path(config.reference.path)
     kinds = reference_columns(path)
-    skip = {timestamp_column}
+    unknown = [c for c in config.features.exclude if c not in kinds]
+    if unknown:
+        raise SchemaMismatch(f"reference {path}: features.exclude: {missing_columns_message(unknown, kinds)}")
+    skip = {timestamp_column, *config.features.exclude}
 
     def pick(wanted: Sequence[str], kind: str) -> tuple[str, ...]:
         if wanted == "auto":
-            return tuple(c for c, k in kinds.items() if k == kind and c not in skip)
+            picked = [c for c, k in kinds.items() if k == kind and c not in skip]
+            id_like = find_id_like(path, picked)
+            if id_like:
+                log.warning(
+                    "reference %s: id-like %s column(s) left out of features: auto: %s (list a column to monitor it,"
+                    " or add it to features.exclude to silence this)",
+                    path,
+                    kind,
+                    ", ".join(c.describe() for c in id_like),
+                )
+            return tuple(c for c in picked if c not in {i.column for i in id_like})
         for column in wanted:
             if column not in kinds:
                 raise SchemaMismatch(f"reference {path}: column {column!r} not found (available: {', '.join(kinds)})")
@@ -173,9 +188,9 @@ def run_monitor(
     monitor: Monitor, now: datetime, executor: Executor | None = None, progress: Progress | None = None
 ) -> RunResult:
     """Read the window ending at `now` and judge it against the reference (features on `executor`, if given);
-    source errors become outcome error."""
-    end = now
-    start = now - monitor.config.window
+    source errors become outcome error. The window is in UTC whatever the offset of `now`."""
+    end = as_utc(now)
+    start = end - monitor.config.window
     judged = None
     if monitor.baseline is not None:
         try:

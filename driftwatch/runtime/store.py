@@ -1,7 +1,8 @@
 """The daemon's state in SQLite (standard library sqlite3, WAL, `user_version` schema).
 
-Tables: `runs` (one row per monitor run), `alert_states` (the alert lifecycle, keyed by alert identity),
-`outbox` (notifications to deliver: pending -> delivered | dead, written in the same transaction as the state
+Tables: `runs` (one row per monitor run; `origin` 'schedule' for the daemon's, 'backfill' for `driftwatch
+backfill`'s, which are never its latest run and never pruned), `alert_states` (the alert lifecycle, keyed by alert
+identity), `outbox` (notifications to deliver: pending -> delivered | dead, written in the same transaction as the state
 change that decided them), `silences`, `model_states` (fallback switching) and `model_history` (its audit
 trail). Times are fixed-width UTC ISO text, so text order is time order. `Store.prune` deletes history older than
 the retention in small batches; SQLite reuses the freed pages, so the file stops growing (it does not shrink).
@@ -22,7 +23,7 @@ from typing import Any
 from driftwatch.errors import StoreError
 from driftwatch.outputs.deliveries import Delivery
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -80,9 +81,14 @@ CREATE TABLE IF NOT EXISTS model_history (
 );
 CREATE INDEX IF NOT EXISTS model_history_by_model ON model_history (model, id);
 """
+_SCHEMA_V4 = """
+ALTER TABLE runs ADD COLUMN origin TEXT NOT NULL DEFAULT 'schedule';
+"""
 #: Scripts that bring a database from version i to version i + 1.
-_MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
-_COLUMNS = "id, monitor, started_at, finished_at, outcome, severity, error, report_json"
+_MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
+_COLUMNS = "id, monitor, started_at, finished_at, outcome, severity, error, report_json, origin"
+#: Backfilled runs written per transaction (the daemon's writes wait for one batch at most).
+BACKFILL_BATCH = 200
 _OUTBOX_COLUMNS = (
     "id, delivery_id, sink, event_json, created_at, next_attempt_at, attempts, last_error, status,"
     " delivered_at, replayed_at"
@@ -107,6 +113,33 @@ class RunRecord:
     monitor: str
     started_at: datetime
     finished_at: datetime
+    outcome: str
+    severity: str | None
+    error: str | None
+    report: dict[str, Any] | None
+    origin: str = "schedule"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (an item of GET /api/v1/monitors/{name}/runs)."""
+        return {
+            "id": self.id,
+            "monitor": self.monitor,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "origin": self.origin,
+            "outcome": self.outcome,
+            "severity": self.severity,
+            "error": self.error,
+            "report": self.report,
+        }
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run to append: `started` is the run's time (its window's end), `finished` when it was recorded."""
+
+    started: datetime
+    finished: datetime
     outcome: str
     severity: str | None
     error: str | None
@@ -141,7 +174,7 @@ def _text(moment: datetime) -> str:
 
 
 def _record(row: tuple[Any, ...]) -> RunRecord:
-    ident, monitor, started, finished, outcome, severity, error, report = row
+    ident, monitor, started, finished, outcome, severity, error, report, origin = row
     return RunRecord(
         id=ident,
         monitor=monitor,
@@ -151,6 +184,7 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
         severity=severity,
         error=error,
         report=json.loads(report) if report is not None else None,
+        origin=origin,
     )
 
 
@@ -247,18 +281,74 @@ class Store:
         with self._lock:
             rows = self._conn.execute(
                 f"SELECT {_COLUMNS} FROM runs AS r WHERE id = (SELECT id FROM runs WHERE monitor = r.monitor"
-                " ORDER BY started_at DESC, id DESC LIMIT 1) ORDER BY monitor"
+                " AND origin = 'schedule' ORDER BY started_at DESC, id DESC LIMIT 1) ORDER BY monitor"
             ).fetchall()
         return {record.monitor: record for record in map(_record, rows)}
 
-    def runs(self, monitor: str, limit: int = 50) -> list[RunRecord]:
-        """Up to `limit` runs of `monitor`, newest first."""
+    def runs(
+        self, monitor: str, limit: int = 50, *, before: tuple[datetime, int] | None = None, origin: str | None = None
+    ) -> list[RunRecord]:
+        """Up to `limit` runs of `monitor`, newest first (by start time, then id); only those older than the
+        `before` = (started_at, id) of a run, a page's last, when given; only those of `origin` when given."""
+        where, params = "monitor = ?", list[object]([monitor])
+        if before is not None:
+            where += " AND (started_at < ? OR (started_at = ? AND id < ?))"
+            params += [_text(before[0]), _text(before[0]), before[1]]
+        if origin is not None:
+            where += " AND origin = ?"
+            params.append(origin)
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM runs WHERE monitor = ? ORDER BY started_at DESC, id DESC LIMIT ?",
-                (monitor, limit),
+                f"SELECT {_COLUMNS} FROM runs WHERE {where} ORDER BY started_at DESC, id DESC LIMIT ?",
+                (*params, limit),
             ).fetchall()
         return [_record(row) for row in rows]
+
+    def has_runs(self, monitor: str) -> bool:
+        """True when `monitor` has any recorded run."""
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM runs WHERE monitor = ? LIMIT 1", (monitor,)).fetchone() is not None
+
+    def record_backfill(self, monitor: str, runs: Sequence[RunRow]) -> int:
+        """Store `runs` as backfilled runs of `monitor`, replacing backfilled runs with the same start times, in
+        transactions of `BACKFILL_BATCH` runs; returns how many earlier backfilled runs were replaced."""
+        replaced = 0
+        for first in range(0, len(runs), BACKFILL_BATCH):
+            batch = runs[first : first + BACKFILL_BATCH]
+            with self._transaction("record backfilled runs"):
+                for run in batch:
+                    replaced += self._conn.execute(
+                        "DELETE FROM runs WHERE monitor = ? AND origin = 'backfill' AND started_at = ?",
+                        (monitor, _text(run.started)),
+                    ).rowcount
+                self._conn.executemany(
+                    "INSERT INTO runs (monitor, started_at, finished_at, outcome, severity, error, report_json, origin)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'backfill')",
+                    [
+                        (
+                            monitor,
+                            _text(run.started),
+                            _text(run.finished),
+                            run.outcome,
+                            run.severity,
+                            run.error,
+                            json.dumps(run.report) if run.report is not None else None,
+                        )
+                        for run in batch
+                    ],
+                )
+        return replaced
+
+    def delete_backfill(self, monitor: str, start: datetime, end: datetime) -> int:
+        """Delete the backfilled runs of `monitor` started in [start, end]; returns how many."""
+        with self._transaction("delete backfilled runs"):
+            return int(
+                self._conn.execute(
+                    "DELETE FROM runs WHERE monitor = ? AND origin = 'backfill'"
+                    " AND started_at >= ? AND started_at <= ?",
+                    (monitor, _text(start), _text(end)),
+                ).rowcount
+            )
 
     def run_history(self, monitor: str, limit: int = 30, *, features: bool = True) -> list[dict[str, Any]]:
         """The `limit` newest runs of `monitor`, oldest first: `{"started_at", "finished_at", "outcome", "severity",
@@ -582,8 +672,9 @@ class Store:
         steps: list[tuple[str, str, tuple[Any, ...]]] = [
             (
                 "runs",
-                "SELECT id FROM runs WHERE monitor = ? AND started_at < ? AND id != (SELECT id FROM runs"
-                " WHERE monitor = ? ORDER BY started_at DESC, id DESC LIMIT 1) ORDER BY started_at LIMIT ?",
+                "SELECT id FROM runs WHERE monitor = ? AND started_at < ? AND origin = 'schedule' AND id != (SELECT id"
+                " FROM runs WHERE monitor = ? AND origin = 'schedule' ORDER BY started_at DESC, id DESC LIMIT 1)"
+                " ORDER BY started_at LIMIT ?",
                 (monitor, cut, monitor),
             )
             for (monitor,) in rows

@@ -40,6 +40,8 @@ class _FileSource:
     """Shared read path: glob when a window is made, project and filter on the timestamp, one file at a time."""
 
     kind = "files"
+    #: Whether a text timestamp column is parsed as ISO 8601 (see `_string_timestamp_type`).
+    parses_string_timestamps = False
 
     def __init__(
         self, name: str, path_glob: str, timestamp_column: str, *, batch_rows: int = DEFAULT_BATCH_ROWS
@@ -69,6 +71,10 @@ class _FileSource:
 
     def _probe(self, path: str) -> None:
         """Raise if `path` alone cannot be opened (used to name a corrupt file)."""
+
+    def _string_timestamp_type(self, files: list[str]) -> pa.TimestampType:
+        """The timestamp type of a text timestamp column, from the first value of the first file that has one."""
+        raise NotImplementedError
 
     def _read_file(self, window: FileWindow, path: str, projection: list[str]) -> Iterator[pa.RecordBatch]:
         """The window's rows of one file: a `pyarrow.dataset` scan with projection, filter and little read-ahead."""
@@ -126,6 +132,7 @@ class FileWindow(Window):
         self.schema = pa.schema([])  # of the first file, as `pyarrow.dataset` unifies it; other files are cast to it
         self.format: ds.FileFormat = ds.ParquetFileFormat()
         self.filter: ds.Expression = ds.scalar(True)
+        self.timestamps_from_text = False  # an ISO-8601 text column, parsed while reading (no row-group skipping)
         if self.files:
             self._prepare()
 
@@ -139,6 +146,13 @@ class FileWindow(Window):
             raise source._unavailable(err, files) from err
         check_columns(self.source, self.schema.names, [*self.columns, ts])
         ts_type = self.schema.field(ts).type
+        if _is_string(ts_type) and source.parses_string_timestamps:
+            try:
+                ts_type = source._string_timestamp_type(files)
+            except (OSError, pa.ArrowException) as err:
+                raise source._unavailable(err, files) from err
+            self.schema = self.schema.set(self.schema.get_field_index(ts), pa.field(ts, ts_type))
+            self.timestamps_from_text = True
         if not pa.types.is_timestamp(ts_type):
             raise SchemaMismatch(
                 f"timestamp column '{ts}' has type {ts_type}, expected a timestamp", source=self.source
@@ -236,6 +250,15 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def _is_string(arrow_type: pa.DataType) -> bool:
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+
+
+def _text_timestamp_type(first: str) -> pa.TimestampType:
+    """UTC instants when the first ISO-8601 value carries an offset (`Z`, `+02:00`), else naive (= UTC)."""
+    return pa.timestamp("us", tz="UTC" if _OFFSET.search(first.strip()[10:]) else None)
+
+
 def _stamp(source: _FileSource, path: str) -> Stamp:
     """A file's (size, change token: mtime_ns locally), frozen with the window; SourceUnavailable if it cannot be
     stat'ed."""
@@ -249,9 +272,24 @@ class ParquetSource(_FileSource):
     """Parquet files matching a glob; row groups outside the window are skipped by statistics."""
 
     kind = "parquet"
+    parses_string_timestamps = True
 
     def _format(self, files: list[str]) -> ds.FileFormat:
         return ds.ParquetFileFormat()
+
+    def _string_timestamp_type(self, files: list[str]) -> pa.TimestampType:
+        """Like csv: an ISO-8601 text column whose first value has a UTC offset (`Z`, `+02:00`) is read as UTC
+        instants, one without as naive = UTC; every value of the source must agree."""
+        for path in files:
+            filesystem, where = self.locations.arrow(path)
+            with pq.ParquetFile(where, filesystem=filesystem) as file:
+                if self.timestamp_column not in file.schema_arrow.names:
+                    continue
+                for batch in file.iter_batches(1024, columns=[self.timestamp_column]):
+                    values = batch.column(0).drop_null()
+                    if len(values):
+                        return _text_timestamp_type(str(values[0].as_py()))
+        return pa.timestamp("us")
 
     def _probe(self, path: str) -> None:
         filesystem, where = self.locations.arrow(path)
@@ -266,27 +304,36 @@ class ParquetSource(_FileSource):
         whose statistics put every timestamp inside the window is read without its timestamp column or the
         filter; the others are cast to the window's schema and filtered batch by batch.
         """
+        ts, text = self.timestamp_column, window.timestamps_from_text
         filesystem, where = self.locations.arrow(path)
-        fragment = window.format.make_fragment(where, filesystem)
-        row_groups = [
-            group.id
-            for piece in fragment.split_by_row_group(window.filter, schema=window.schema)
-            for group in piece.row_groups
-        ]
-        if not row_groups:
-            return
-        ts = self.timestamp_column
-        strings = _strings(pq.read_schema(where, filesystem=filesystem))
+        row_groups: list[int] | None = None  # text timestamps have no usable statistics: every row group, filtered
+        if not text:
+            fragment = window.format.make_fragment(where, filesystem)
+            row_groups = [
+                group.id
+                for piece in fragment.split_by_row_group(window.filter, schema=window.schema)
+                for group in piece.row_groups
+            ]
+            if not row_groups:
+                return
+        schema = pq.read_schema(where, filesystem=filesystem)
+        strings = [name for name in _strings(schema) if not (text and name == ts)]  # text timestamps are parsed
         with pq.ParquetFile(
             where, pre_buffer=False, buffer_size=_BUFFER_BYTES, read_dictionary=strings, filesystem=filesystem
         ) as file:
-            inside = _inside_window(file.metadata, ts, window.bounds)
-            for whole, run in itertools.groupby(row_groups, key=inside):
+            inside = (lambda group: False) if text else _inside_window(file.metadata, ts, window.bounds)
+            groups = list(range(file.num_row_groups)) if row_groups is None else row_groups
+            for whole, run in itertools.groupby(groups, key=inside):
                 needed = projection if whole else list(dict.fromkeys([*projection, ts]))
                 target = pa.schema([_dictionary_of(window.schema.field(name)) for name in needed])
                 present = [name for name in needed if name in file.schema_arrow.names]
                 for batch in file.iter_batches(window.batch_rows, row_groups=list(run), columns=present):
-                    table = _conformed(pa.Table.from_batches([batch]), target)
+                    try:
+                        table = _conformed(pa.Table.from_batches([batch]), target)
+                    except pa.ArrowInvalid as err:  # a text timestamp that is not ISO 8601
+                        raise SchemaMismatch(
+                            f"{path}: timestamp column '{ts}': {one_line(err)}", source=self.name
+                        ) from err
                     yield from (table if whole else table.filter(window.filter).select(projection)).to_batches()
 
 
@@ -343,8 +390,7 @@ class CsvSource(_FileSource):
             for batch in reader:
                 values = batch.column(0).drop_null()
                 if len(values):
-                    text = str(values[0].as_py()).strip()
-                    return pa.timestamp("us", tz="UTC" if _OFFSET.search(text[10:]) else None)
+                    return _text_timestamp_type(str(values[0].as_py()))
         return pa.timestamp("us")
 
     def _format(self, files: list[str]) -> ds.FileFormat:
