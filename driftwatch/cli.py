@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from driftwatch.runtime.store import Store
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+#: The data-health alertnames (driftwatch.core.alerting.HEALTH_ALERTS; spelled here to keep startup cheap).
+HEALTH_ALERTNAMES = ("MissingValues", "VolumeDrop", "StaleData", "SchemaChanged", "NoData")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     silence = add_command(alert_commands, "silence", "mute matching alerts for a while", cmd_alerts_silence)
     silence.add_argument("--monitor")
     silence.add_argument("--feature")
-    silence.add_argument("--alertname", choices=["FeatureDrift", "DatasetDrift", "MonitorFailing", "ModelSwitched"])
+    silence.add_argument(
+        "--alertname",
+        choices=["FeatureDrift", "DatasetDrift", "MonitorFailing", "ModelSwitched", *HEALTH_ALERTNAMES],
+    )
     until = silence.add_mutually_exclusive_group(required=True)
     until.add_argument("--for", dest="duration", type=parse_duration, help="e.g. 2h")
     until.add_argument("--until", type=parse_time, help="ISO-8601 time (naive = UTC)")
@@ -184,12 +189,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         if sys.stderr.isatty() and len(names) > 1:
             print(f"[{i}/{len(names)}] checking {name} ...", file=sys.stderr)
         monitor = prepare_monitor(name, config, profile_dir, sources)
-        result = run_monitor(monitor, at, progress=progress_line(name) if sys.stderr.isatty() else None)
+        history = volume_history(Path(config.state.path), name, monitor.health.volume_runs)
+        result = run_monitor(
+            monitor, at, progress=progress_line(name) if sys.stderr.isatty() else None, history=history
+        )
         if sys.stderr.isatty():
             print("\r\033[K", end="", file=sys.stderr, flush=True)
         failed |= result.outcome == "error"
         if result.report is not None:
             worst = max(worst, result.report.severity)
+        if result.health is not None:  # data health counts like drift; no data fails any --fail-on
+            worst = max(worst, result.health.severity)
         outputs.append((name, result, monitor.profile.rows))
     if args.format == "json":
         print(json.dumps({"monitors": [result_dict(*o) for o in outputs]}, indent=2, allow_nan=False))
@@ -198,6 +208,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     if failed:
         return EXIT_ERROR
     return EXIT_DRIFT if worst >= Severity.parse(args.fail_on) else EXIT_OK
+
+
+def volume_history(state_path: Path, monitor: str, runs: int) -> list[int]:
+    """Rows of the monitor's latest successful runs in the daemon's state store, if it has one (else none)."""
+    from driftwatch.runtime.store import Store
+
+    if not state_path.is_file():
+        return []
+    try:
+        with Store(state_path) as store:
+            return store.recent_rows(monitor, runs)
+    except DriftwatchError as err:
+        logging.getLogger("driftwatch.cli").warning("volume signal without history: %s", err)
+        return []
 
 
 def progress_line(name: str) -> Callable[[int, int, float], None]:
@@ -220,8 +244,9 @@ def format_result(name: str, result: RunResult, reference_rows: int) -> str:
         f"{name}: {result.outcome}  window {result.start:%Y-%m-%d %H:%M:%S} .. {result.end:%H:%M:%S} UTC  "
         f"rows {result.rows} (reference {reference_rows})"
     )
+    health = format_health(result)
     if result.report is None:
-        return f"{head}\n  {result.error}"
+        return f"{head}\n  {result.error}{health}"
     report = result.report
     lines = [
         f"{head}\n  severity {report.severity.label.upper()}  drift share {report.drift_share or 0:.2f}",
@@ -239,6 +264,18 @@ def format_result(name: str, result: RunResult, reference_rows: int) -> str:
             lines.append(
                 f"  {'':<20} new categories: " + ", ".join(f"{k} ({v:.1%})" for k, v in s.new_categories.items())
             )
+    return "\n".join(lines) + health
+
+
+def format_health(result: RunResult) -> str:
+    """The data-health lines of a run's table: its severity and each signal that is not ok."""
+    if result.health is None or not result.health.signals:
+        return ""
+    lines = [f"\n  data health {result.health.severity.label.upper()}"]
+    for signal in result.health.signals:
+        if signal.severity > 0:
+            what = f"{signal.name} {signal.feature}" if signal.feature else signal.name
+            lines.append(f"    {what}: {signal.severity.label}: {signal.detail}")
     return "\n".join(lines)
 
 

@@ -12,6 +12,8 @@ from pydantic import Field, FiniteFloat, ValidationInfo, field_validator, model_
 
 from driftwatch.config.base import Columns, ProblemAt, StrictModel, resolve_path
 from driftwatch.config.durations import Duration, WindowDuration, format_duration
+from driftwatch.config.health import HealthConfig, disabled_health
+from driftwatch.core.health import HealthPolicy
 from driftwatch.core.policy import DEFAULT_THRESHOLDS, LOWER_IS_WORSE, Level, Policy, Significance, check_level
 from driftwatch.core.profile import ProfileSettings
 
@@ -141,6 +143,7 @@ class MonitorConfig(StrictModel):
     significance: SignificanceConfig | None = SignificanceConfig()
     timeout: Duration = timedelta(minutes=10)
     alerts: MonitorAlerts = MonitorAlerts()
+    health: HealthConfig | None = HealthConfig()
 
     @field_validator("thresholds")
     @classmethod
@@ -170,6 +173,13 @@ class MonitorConfig(StrictModel):
             drift_share=self.drift_share.level(),
             significance=Significance(significance.alpha, significance.correction) if significance else None,
         )
+
+    def health_policy(self) -> HealthPolicy:
+        """The core's data-health policy (its missing-share gate is the drift significance gate)."""
+        significance = self.policy().significance
+        if self.health is None:
+            return disabled_health(significance)
+        return self.health.policy(self.window, significance)
 
     def profile_settings(self) -> ProfileSettings:
         """The core's reference-profile settings."""

@@ -7,10 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from driftwatch.core.health import Health
 
 FeatureKind = Literal["numeric", "categorical"]
-Status = Literal["ok", "insufficient_data", "error"]
+Status = Literal["ok", "insufficient_data", "no_data", "error"]
 
 
 class Severity(IntEnum):
@@ -106,6 +109,7 @@ class Report:
     window_start: datetime | None = None
     window_end: datetime | None = None
     reason: str | None = None
+    health: Health | None = None  # the data-health signals of the run (driftwatch.core.health), if assessed
 
     def feature(self, name: str) -> FeatureResult:
         """The result of feature `name` (KeyError if it was not compared)."""
@@ -128,6 +132,7 @@ class Report:
             "severity": self.severity.label,
             "drift_share": _num(self.drift_share),
             "features": {r.name: r.to_dict() for r in self.features},
+            "health": self.health.to_dict() if self.health is not None else None,
         }
 
 

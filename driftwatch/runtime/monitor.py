@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.config import Config, MonitorConfig
+from driftwatch.core.health import Health, HealthPolicy, assess, no_data_signal, reference_missing_shares, schema_signal
 from driftwatch.core.partials import Chunk, Job, Partial, WindowChanged, prepare
 from driftwatch.core.policy import Policy
 from driftwatch.core.profile import Profile
@@ -47,10 +48,16 @@ class Monitor:
     policy: Policy
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    health: HealthPolicy = field(default_factory=HealthPolicy)
 
     @property
     def columns(self) -> list[str]:
         return [*self.numeric, *self.categorical]
+
+    @property
+    def reference_missing(self) -> dict[str, float]:
+        """Each feature's missing share in the reference."""
+        return reference_missing_shares(self.profile.features)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,12 @@ class RunResult:
     rows: int = 0
     report: Report | None = None
     error: str | None = None
+    health: Health | None = None  # the data-health signals (driftwatch.core.health), when assessed
+
+    @property
+    def data_loss(self) -> bool:
+        """A run that failed, found no data, or whose data health is critical (for the data-loss fallback)."""
+        return self.outcome in ("error", "no_data") or (self.health is not None and self.health.critical)
 
 
 def resolve_features(config: MonitorConfig, timestamp_column: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -100,7 +113,8 @@ def prepare_monitor(name: str, config: Config, profile_dir: Path, sources: Mappi
         categorical=categorical,
         settings=monitor.profile_settings(),
     )
-    return Monitor(name, monitor, sources[monitor.source], profile, monitor.policy(), numeric, categorical)
+    source = sources[monitor.source]
+    return Monitor(name, monitor, source, profile, monitor.policy(), numeric, categorical, monitor.health_policy())
 
 
 def open_sources(config: Config) -> dict[str, DataSource]:
@@ -144,27 +158,58 @@ Progress = Callable[[int, int, float], None]
 
 
 def run_monitor(
-    monitor: Monitor, now: datetime, executor: Executor | None = None, progress: Progress | None = None
+    monitor: Monitor,
+    now: datetime,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    history: Sequence[int] = (),
 ) -> RunResult:
     """Read the window ending at `now` and judge it against the reference (features on `executor`, if given);
-    source errors become outcome error."""
+    source errors become outcome error, an empty window (or a glob matching no file) outcome no_data.
+
+    `history`: rows of the monitor's latest successful runs, newest first (the volume signal's baseline). Every
+    outcome but a source error other than a schema mismatch carries its data health (`RunResult.health`).
+    """
     end = now
     start = now - monitor.config.window
     try:
         window = monitor.source.window(start, end, monitor.columns)
         job = count_passes(monitor, window, executor, progress)
+    except SchemaMismatch as err:
+        signal = schema_signal(str(err), monitor.health)
+        return RunResult("error", start, end, error=str(err), health=Health((signal,) if signal else ()))
     except SourceError as err:
         return RunResult("error", start, end, error=str(err))
     except WindowChanged as err:
         return RunResult("error", start, end, error=f"source {monitor.source.name}: {err}")
     rows = job.rows
+    if rows == 0:
+        reason = _no_data_reason(monitor, window)
+        return RunResult("no_data", start, end, 0, error=reason, health=Health((no_data_signal(0, reason),)))
+    report = job.finish(monitor.policy, monitor=monitor.name, window=(start, end))
+    health = assess(
+        monitor.health,
+        rows=rows,
+        end=end,
+        features=[r.stats for r in report.features],
+        reference_missing=monitor.reference_missing,
+        history=history,
+        newest=getattr(window, "newest", None),
+    )
     if rows < monitor.config.min_rows:
         reason = f"{rows} rows in the window, fewer than min_rows {monitor.config.min_rows}"
-        return RunResult("insufficient_data", start, end, rows, error=reason)
-    report = job.finish(monitor.policy, monitor=monitor.name, window=(start, end))
+        return RunResult("insufficient_data", start, end, rows, error=reason, health=health)
     if report.status != "ok":
-        return RunResult("insufficient_data", start, end, rows, report=None, error=report.reason)
-    return RunResult("ok", start, end, rows, report=report)
+        return RunResult("insufficient_data", start, end, rows, report=None, error=report.reason, health=health)
+    return RunResult("ok", start, end, rows, report=replace(report, health=health), health=health)
+
+
+def _no_data_reason(monitor: Monitor, window: Window | CountingWindow) -> str:
+    """Why a window had no rows: no file matched the source's glob, or none of its rows is in the window."""
+    source = monitor.source
+    if getattr(window, "files", None) == ():
+        return f"source {source.name}: no file matches {getattr(source, 'path_glob', 'its path')}"
+    return f"source {source.name}: no rows in the window"
 
 
 def count_passes(
@@ -293,4 +338,5 @@ def result_dict(name: str, result: RunResult, reference_rows: int) -> dict[str, 
         "severity": None,
         "drift_share": None,
         "features": {},
+        "health": result.health.to_dict() if result.health is not None else None,
     }

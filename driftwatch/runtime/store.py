@@ -260,6 +260,19 @@ class Store:
             ).fetchall()
         return [_record(row) for row in rows]
 
+    def recent_rows(self, monitor: str, limit: int) -> list[int]:
+        """The rows (`report.rows.current`) of up to `limit` latest successful runs of `monitor`, newest first."""
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    "SELECT json_extract(report_json, '$.rows.current') FROM runs WHERE monitor = ? AND outcome = 'ok'"
+                    " AND report_json IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT ?",
+                    (monitor, limit),
+                ).fetchall()
+            except sqlite3.Error as err:
+                raise StoreError(f"state store {self.path}: cannot read runs ({err})") from err
+        return [int(value) for (value,) in rows if isinstance(value, int) and value > 0]
+
     def check_writable(self) -> None:
         """Raise StoreError unless a real write (rolled back) succeeds."""
         with self._lock:

@@ -118,7 +118,7 @@ class FileWindow(Window):
         self._source = source
         self.files = tuple(source.files())
         self._stamps = {path: _stamp(source, path) for path in self.files}
-        self.projection = list(dict.fromkeys(self.columns))
+        self.projection = list(dict.fromkeys([*self.columns, source.timestamp_column]))  # stamps: `newest`
         self.schema = pa.schema([])  # of the first file, as `pyarrow.dataset` unifies it; other files are cast to it
         self.format: ds.FileFormat = ds.ParquetFileFormat()
         self.filter: ds.Expression = ds.scalar(True)
@@ -173,7 +173,13 @@ class FileWindow(Window):
             yield self._converted(pending)
 
     def _converted(self, batches: list[pa.RecordBatch]) -> pd.DataFrame:
-        return self._frame(pa.Table.from_batches(batches).to_pandas(strings_to_categorical=True))
+        return self._frame(self._columns_of(pa.Table.from_batches(batches)).to_pandas(strings_to_categorical=True))
+
+    def _columns_of(self, table: pa.Table) -> pa.Table:
+        """`table` without the timestamp column once its newest value is noted (unless it is a wanted column)."""
+        ts = self._source.timestamp_column
+        self._saw(table.column(ts))
+        return table if ts in self.columns else table.drop_columns([ts])
 
     def to_frame(self) -> pd.DataFrame:
         """One pass as one frame, converted as a whole (string columns as pandas strings, like `read` always did)."""
@@ -182,7 +188,7 @@ class FileWindow(Window):
         self.rows_read = 0
         table = pa.Table.from_batches(list(self.record_batches()), schema=self._projected_schema())
         self.rows_read = table.num_rows
-        return self._frame(table.to_pandas())
+        return self._frame(self._columns_of(table).to_pandas())
 
     def _projected_schema(self) -> pa.Schema:
         return pa.schema([self.schema.field(name) for name in self.projection])
