@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ AT_TEXT = AT.isoformat()
 def driftwatch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run `python -m driftwatch ARGS` and capture its output."""
     return subprocess.run(
-        [sys.executable, "-m", "driftwatch", *args], capture_output=True, text=True, cwd=cwd, timeout=120, env=os.environ
+        [sys.executable, "-m", "driftwatch", *args], capture_output=True, text=True, cwd=cwd, timeout=120
     )
 
 
