@@ -251,13 +251,17 @@ def test_config_health_defaults_and_overrides(tmp_path: Path) -> None:
     default = load_config(write_config(tmp_path)).monitors["m"].health_policy()
     assert default.missing_share == Level(0.05, 0.20) and default.volume == Level(0.5, 0.9)
     assert default.freshness == Level(3600, 6480) and default.schema
-    assert default.significance == Significance()
+    assert default.significance == Significance(0.001, "bh")
     text = (
-        "health: {missing_share: {warning: 0.1, critical: 0.3}, volume: null, freshness: {warning: 10m}, schema: false}"
+        "health: {missing_share: {warning: 0.1, critical: 0.3, alpha: 0.05}, volume: null, "
+        "freshness: {warning: 10m}, schema: false}"
     )
     custom = load_config(write_config(tmp_path, text)).monitors["m"].health_policy()
     assert custom.missing_share == Level(0.1, 0.3) and custom.volume is None
     assert custom.freshness == Level(600, 6480) and not custom.schema
+    assert custom.significance == Significance(0.05, "bh")
+    ungated = "health: {missing_share: {alpha: null}}\n    significance: {correction: bonferroni}"
+    assert load_config(write_config(tmp_path, ungated)).monitors["m"].health_policy().significance is None
     off = load_config(write_config(tmp_path, "health: null")).monitors["m"].health_policy()
     assert (off.missing_share, off.volume, off.freshness, off.schema) == (None, None, None, False)
 

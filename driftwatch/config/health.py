@@ -14,6 +14,7 @@ from driftwatch.config.base import StrictModel
 from driftwatch.config.durations import Duration
 from driftwatch.core.health import (
     DEFAULT_FRESHNESS_SHARE,
+    DEFAULT_MISSING_ALPHA,
     DEFAULT_MISSING_SHARE,
     DEFAULT_VOLUME,
     HealthPolicy,
@@ -21,14 +22,16 @@ from driftwatch.core.health import (
 from driftwatch.core.policy import Level, Significance
 
 
-class ShareLevels(StrictModel):
-    """Warning and critical levels of a share between 0 and 1 (higher is worse)."""
+class MissingShareConfig(StrictModel):
+    """Levels of the missing share's increase over the reference (shares), and the alpha of its significance gate
+    (`null`: no gate), corrected across features like the monitor's drift gate."""
 
-    warning: float = Field(ge=0, le=1)
-    critical: float = Field(ge=0, le=1)
+    warning: float = Field(default=DEFAULT_MISSING_SHARE.warning, ge=0, le=1)
+    critical: float = Field(default=DEFAULT_MISSING_SHARE.critical, ge=0, le=1)
+    alpha: float | None = Field(default=DEFAULT_MISSING_ALPHA, gt=0, lt=1)
 
     @model_validator(mode="after")
-    def _ordered(self) -> ShareLevels:
+    def _ordered(self) -> MissingShareConfig:
         if self.critical < self.warning:
             raise ValueError(f"critical ({self.critical:g}) must be >= warning ({self.warning:g})")
         return self
@@ -76,16 +79,17 @@ class HealthConfig(StrictModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)  # `schema` is the key
 
-    missing_share: ShareLevels | None = ShareLevels(
-        warning=DEFAULT_MISSING_SHARE.warning, critical=DEFAULT_MISSING_SHARE.critical
-    )
+    missing_share: MissingShareConfig | None = MissingShareConfig()
     volume: VolumeConfig | None = VolumeConfig()
     freshness: FreshnessConfig | None = FreshnessConfig()
     schema_: bool = Field(default=True, alias="schema")
 
     def policy(self, window: timedelta, significance: Significance | None) -> HealthPolicy:
-        """The core's health policy for a monitor reading `window` with this significance gate."""
+        """The core's health policy for a monitor reading `window` whose drift gate is `significance` (its
+        correction, BH without one, also corrects the missing-share gate)."""
         volume, missing = self.volume, self.missing_share
+        correction = significance.correction if significance is not None else "bh"
+        gate = Significance(missing.alpha, correction) if missing is not None and missing.alpha is not None else None
         return HealthPolicy(
             missing_share=Level(missing.warning, missing.critical) if missing else None,
             volume=Level(volume.warning, volume.critical) if volume else None,
@@ -93,10 +97,10 @@ class HealthConfig(StrictModel):
             volume_min_runs=volume.min_runs if volume else 3,
             freshness=self.freshness.level(window) if self.freshness else None,
             schema=self.schema_,
-            significance=significance,
+            significance=gate,
         )
 
 
-def disabled_health(significance: Significance | None) -> HealthPolicy:
+def disabled_health() -> HealthPolicy:
     """The policy of `health: null`: no signal but no_data."""
-    return HealthPolicy(missing_share=None, volume=None, freshness=None, schema=False, significance=significance)
+    return HealthPolicy(missing_share=None, volume=None, freshness=None, schema=False, significance=None)

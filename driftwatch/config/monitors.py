@@ -175,11 +175,10 @@ class MonitorConfig(StrictModel):
         )
 
     def health_policy(self) -> HealthPolicy:
-        """The core's data-health policy (its missing-share gate is the drift significance gate)."""
-        significance = self.policy().significance
+        """The core's data-health policy (defaults, or the `health:` mapping)."""
         if self.health is None:
-            return disabled_health(significance)
-        return self.health.policy(self.window, significance)
+            return disabled_health()
+        return self.health.policy(self.window, self.policy().significance)
 
     def profile_settings(self) -> ProfileSettings:
         """The core's reference-profile settings."""

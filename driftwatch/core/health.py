@@ -6,7 +6,8 @@ and severity, independent of the drift verdict:
 - `missing_share` (per feature): the current missing share minus the reference's (absolute increase). Like drift
   it must be material AND significant: the increase reaches a level only when a one-sided binomial test of the
   missing count against the reference share (`scipy.stats.binom.sf`), corrected across the monitor's features
-  like the drift gate, is below alpha, so a 100-row window does not alarm on noise.
+  like the drift gate, is below alpha (0.001 by default, stricter than drift's 0.01, so that the two together
+  stay under 1% false-alarm runs), so a 100-row window does not alarm on noise.
 - `volume`: the drop of the window's rows below the median rows of the last successful runs,
   `1 - rows / median` (0 when there are more rows); needs `min_runs` earlier runs.
 - `freshness`: the age of the newest timestamp in the window at the window's end, in seconds.
@@ -41,6 +42,8 @@ SignalName = Literal["missing_share", "volume", "freshness", "schema", "no_data"
 SIGNALS: tuple[str, ...] = ("missing_share", "volume", "freshness", "schema", "no_data")
 
 DEFAULT_MISSING_SHARE = Level(0.05, 0.20)
+#: The missing-share gate is stricter than drift's (0.01): together they keep false alarms under 1% of runs.
+DEFAULT_MISSING_ALPHA = 0.001
 DEFAULT_VOLUME = Level(0.5, 0.9)
 #: Default freshness levels as shares of the monitor's window (the config turns them into seconds).
 DEFAULT_FRESHNESS_SHARE = Level(0.5, 0.9)
@@ -53,7 +56,7 @@ class HealthPolicy:
     `missing_share`: absolute increase over the reference share; `volume`: drop share (0..1) against the median
     rows of the last `volume_runs` successful runs, evaluated once `volume_min_runs` are known; `freshness`: age
     of the newest timestamp in seconds; `schema`: whether a schema mismatch is a critical signal;
-    `significance`: the gate of the missing-share increase (None: no gate).
+    `significance`: the gate of the missing-share increase (None: no gate; default alpha 0.001, BH).
     """
 
     missing_share: Level | None = DEFAULT_MISSING_SHARE
@@ -62,7 +65,7 @@ class HealthPolicy:
     volume_min_runs: int = 3
     freshness: Level | None = None
     schema: bool = True
-    significance: Significance | None = field(default_factory=Significance)
+    significance: Significance | None = field(default_factory=lambda: Significance(DEFAULT_MISSING_ALPHA))
 
     def __post_init__(self) -> None:
         for name, level in (("missing_share", self.missing_share), ("volume", self.volume)):
