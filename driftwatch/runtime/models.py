@@ -122,7 +122,9 @@ class Models:
                     self._store.apply_model_change(name, state.to_dict(), [], self._route_deliveries(spec, state), now)
                 feeding = set(config.model_monitors(name))
                 self._states[name] = replace(
-                    state, monitor_severity={m: s for m, s in state.monitor_severity.items() if m in feeding}
+                    state,
+                    monitor_severity={m: s for m, s in state.monitor_severity.items() if m in feeding},
+                    data_loss_runs={m: n for m, n in state.data_loss_runs.items() if m in feeding},
                 )
                 self._actuate(name)
 
