@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import require_binary
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
 from scipy import stats as scipy_stats
 
 from driftwatch.config import load_config
@@ -37,7 +42,9 @@ from driftwatch.core.health import (
 )
 from driftwatch.core.policy import Level, Significance
 from driftwatch.core.report import FeatureStats, Severity
+from driftwatch.core.status import MonitorStatus
 from driftwatch.errors import ConfigError
+from driftwatch.outputs.exporter import DriftCollector, metrics_registry
 from driftwatch.sources import open_source
 from driftwatch.sources.memory import InMemorySource
 
@@ -406,3 +413,69 @@ def test_data_loss_switch_respects_dwell_and_records_why() -> None:
     state, _ = on_monitor_run(spec, state, run("L"), T0 + timedelta(hours=1))
     assert type(state).from_dict(json.loads(json.dumps(state.to_dict()))) == state
     assert state.data_loss_runs == {"m": 1}
+
+
+# -- metrics --------------------------------------------------------------------------------------------------------
+
+
+def health_statuses() -> dict[str, MonitorStatus]:
+    health = assess(
+        POLICY,
+        rows=400,
+        end=END,
+        features=[stats("age", 400, 120)],
+        reference_missing={"age": 0.0},
+        history=[1000, 1000, 1000],
+        newest=END - timedelta(minutes=40),
+    )
+    return {
+        "payments": MonitorStatus("payments", "@hourly").after_run(
+            "insufficient_data", finished=END, seconds=0.1, error="few rows", health=health
+        ),
+        "gone": MonitorStatus("gone", "@hourly").after_run(
+            "no_data", finished=END, seconds=0.1, error="no file", health=Health((no_data_signal(0),))
+        ),
+        "broken": MonitorStatus("broken", "@hourly").after_run("error", finished=END, seconds=0.1, error="x"),
+    }
+
+
+def test_health_metrics_export_each_signal_and_nothing_unknown() -> None:
+    """Health severities and values are exported per signal; a run without health exports none."""
+    registry = CollectorRegistry()
+    registry.register(DriftCollector(health_statuses, "1.2.3", lambda: True))
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+        if "health" in s.name
+        or s.name.startswith(("driftwatch_monitor_volume", "driftwatch_monitor_data_age"))
+        or s.name == "driftwatch_feature_missing_share_increase"
+    }
+
+    def signal(monitor: str, name: str, feature: str = "") -> tuple:
+        return ("driftwatch_health_severity", (("feature", feature), ("monitor", monitor), ("signal", name)))
+
+    assert samples == {
+        ("driftwatch_monitor_health_severity", (("monitor", "payments"),)): 2.0,
+        ("driftwatch_monitor_health_severity", (("monitor", "gone"),)): 2.0,
+        signal("payments", "no_data"): 0.0,
+        signal("payments", "schema"): 0.0,
+        signal("payments", "volume"): 1.0,
+        signal("payments", "freshness"): 1.0,
+        signal("payments", "missing_share", "age"): 2.0,
+        signal("gone", "no_data"): 2.0,
+        ("driftwatch_feature_missing_share_increase", (("feature", "age"), ("monitor", "payments"))): 0.3,
+        ("driftwatch_monitor_volume_drop_ratio", (("monitor", "payments"),)): 0.6,
+        ("driftwatch_monitor_volume_baseline_rows", (("monitor", "payments"),)): 1000.0,
+        ("driftwatch_monitor_data_age_seconds", (("monitor", "payments"),)): 2400.0,
+    }
+
+
+def test_promtool_accepts_health_metrics() -> None:
+    """promtool check metrics finds no problems in the health metrics."""
+    promtool = require_binary("promtool")
+    registry = metrics_registry(DriftCollector(health_statuses, "1.2.3", lambda: True))
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=generate_latest(registry), capture_output=True, timeout=30
+    )
+    assert (checked.returncode, checked.stdout, checked.stderr) == (0, b"", b"")
