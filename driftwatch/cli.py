@@ -176,6 +176,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """`driftwatch check`: one run of each (or one) monitor with the window ending at --at."""
     from driftwatch.core.report import Severity
     from driftwatch.runtime.monitor import open_sources, prepare_monitor, result_dict, run_monitor
+    from driftwatch.runtime.stats_pool import stats_executor
 
     config = load_config(args.config)
     names = [args.monitor] if args.monitor else list(config.monitors)
@@ -189,10 +190,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if sys.stderr.isatty() and len(names) > 1:
             print(f"[{i}/{len(names)}] checking {name} ...", file=sys.stderr)
         monitor = prepare_monitor(name, config, profile_dir, sources)
+        progress = progress_line(name) if sys.stderr.isatty() else None
         history = volume_history(Path(config.state.path), name, monitor.health.volume_runs)
-        result = run_monitor(
-            monitor, at, progress=progress_line(name) if sys.stderr.isatty() else None, history=history
-        )
+        result = run_monitor(monitor, at, stats_executor(), progress, history=history)
         if sys.stderr.isatty():
             print("\r\033[K", end="", file=sys.stderr, flush=True)
         failed |= result.outcome == "error"
@@ -200,7 +200,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             worst = max(worst, result.report.severity)
         if result.health is not None:  # data health counts like drift; no data fails any --fail-on
             worst = max(worst, result.health.severity)
-        outputs.append((name, result, monitor.profile.rows))
+        outputs.append((name, result, monitor.profile.rows if result.reference_rows is None else result.reference_rows))
     if args.format == "json":
         print(json.dumps({"monitors": [result_dict(*o) for o in outputs]}, indent=2, allow_nan=False))
     else:

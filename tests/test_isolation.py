@@ -16,11 +16,11 @@ from receivers import BlackHole, Receiver
 SHUTDOWN_TIMEOUT = 2.0
 
 
-def isolation_config(tmp_path: Path, port: int, hung_port: int) -> Path:
+def isolation_config(tmp_path: Path, port: int, hung_port: int, server: str = "", stuck_timeout: str = "8s") -> Path:
     """A healthy parquet monitor and a monitor on a database that accepts connections and never answers."""
     path = tmp_path / "driftwatch.yaml"
     path.write_text(f"""
-server: {{host: 127.0.0.1, port: {port}, shutdown_timeout: {SHUTDOWN_TIMEOUT:g}s}}
+server: {{host: 127.0.0.1, port: {port}, shutdown_timeout: {SHUTDOWN_TIMEOUT:g}s{server}}}
 state: {{path: var/state.db}}
 sources:
   files: {{kind: parquet, path: "prod/*.parquet", timestamp_column: event_time}}
@@ -28,7 +28,7 @@ sources:
           timestamp_column: event_time}}
 monitors:
 {monitor_yaml("healthy", "files")}
-{monitor_yaml("stuck", "hung", extra="timeout: 8s")}
+{monitor_yaml("stuck", "hung", extra=f"timeout: {stuck_timeout}")}
 """)
     return path
 
@@ -77,6 +77,37 @@ def test_hung_database_stalls_only_its_own_monitor_and_sigterm_is_bounded(tmp_pa
             print(f"SIGTERM -> exit {code} in {took:.2f}s (shutdown_timeout {SHUTDOWN_TIMEOUT:g}s)")
             assert code == 0 and took <= SHUTDOWN_TIMEOUT + 5
             assert "Traceback" not in daemon.log()
+        finally:
+            daemon.kill()
+
+
+def test_a_hung_run_holds_the_only_run_slot_no_longer_than_its_timeout(tmp_path: Path) -> None:
+    """With `max_concurrent_runs: 1`, a run stuck on a black-hole database gives its slot back at its 3 s
+    deadline: the healthy monitor waits, but keeps running and never fails."""
+    write_dataset(tmp_path)
+    port = free_port()
+    with BlackHole() as hole:
+        config = isolation_config(tmp_path, port, hole.port, server=", max_concurrent_runs: 1", stuck_timeout="3s")
+        daemon = DaemonProcess(config, port)
+        try:
+            daemon.wait_ready()
+            daemon.wait_for(lambda: hole.connections >= 1, "the stuck monitor to connect")
+            daemon.wait_for(
+                lambda: sample(daemon.metrics(), "driftwatch_monitor_up", "healthy") == 1, "the healthy monitor's run"
+            )
+            start = sample(daemon.metrics(), "driftwatch_monitor_runs_total", "healthy") or 0
+            time.sleep(20)
+            metrics = daemon.metrics()
+            ran = sample(metrics, "driftwatch_monitor_runs_total", "healthy") - start
+            failed = sample(metrics, "driftwatch_monitor_run_failures_total", "healthy") or 0
+            print(
+                f"one run slot: healthy monitor {ran:.0f} runs in 20 s, {failed:.0f} failed; stuck error: "
+                f"{daemon.json('/api/v1/monitors/stuck')['error']}"
+            )
+            assert ran >= 4 and failed == 0
+            assert sample(metrics, "driftwatch_monitor_up", "healthy") == 1
+            assert "timed out" in daemon.json("/api/v1/monitors/stuck")["error"]
+            assert daemon.stop(timeout=SHUTDOWN_TIMEOUT + 5) == 0
         finally:
             daemon.kill()
 

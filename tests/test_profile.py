@@ -161,7 +161,7 @@ def test_round_trip_empty_and_constant_features(tmp_path):
     profile = build_profile({"e": np.array([np.nan, np.nan]), "k": np.full(5, 2.0)}, numeric=["e", "k"])
     loaded = profile_from_arrays(_saved(profile, tmp_path))
     assert loaded.features["e"].counts.tolist() == profile.features["e"].counts.tolist()
-    assert loaded.features["k"].edges.tolist() == [2.0]
+    assert loaded.features["k"].edges.tolist() == [2.0, np.nextafter(2.0, 3.0)]  # the constant's own bin
     assert loaded.fingerprint == profile.fingerprint
 
 
@@ -418,7 +418,7 @@ def test_save_and_load_empty_and_constant_features(tmp_path):
     save_profile(profile, tmp_path / "p", key="k1")
     loaded = load_profile(tmp_path / "p", key="k1")
     assert loaded.fingerprint == profile.fingerprint
-    assert loaded.features["e"].rows == 2 and loaded.features["k"].edges.tolist() == [2.0]
+    assert loaded.features["e"].rows == 2 and loaded.features["k"].edges.tolist() == [2.0, np.nextafter(2.0, 3.0)]
     with pytest.raises(ProfileError, match="another reference"):
         load_profile(tmp_path / "p", key="k2")
 

@@ -25,7 +25,7 @@ import json, sys
 from pathlib import Path
 import numpy as np
 from driftwatch.core.profile import ProfileSettings, build_profile
-from driftwatch.runtime.profiles import cached_profile, load_profile
+from driftwatch.runtime.profiles import cached_profile, load_profile, release_mapped_pages
 from driftwatch.sources import read_reference, reference_columns
 
 def status():
@@ -54,6 +54,9 @@ else:
     out["load_anon"] = loaded["RssAnon"] - before["RssAnon"]
     out["touched_anon"] = touched["RssAnon"] - before["RssAnon"]
     out["touched_file"] = touched["RssFile"] - before["RssFile"]
+    release_mapped_pages(profile)
+    out["released_file"] = status()["RssFile"] - before["RssFile"]
+    out["again_sum"] = float(values.sum())
 after = status()
 out["peak"] = after["VmHWM"] - before["VmHWM"]
 print(json.dumps(out))
@@ -92,7 +95,8 @@ def test_building_column_by_column_peaks_far_below_the_whole_frame(wide_referenc
 
 
 def test_loaded_profile_is_memory_mapped_not_resident(tmp_path: Path) -> None:
-    """Loading a cached profile of 2M values (16 MB) maps them: RSS grows by far less; touched pages are the file's."""
+    """Loading a cached profile of 2M values (16 MB) maps them: RSS grows by far less; touched pages are the file's
+    and leave the resident set on `release_mapped_pages` (as the daemon does after each run)."""
     values = np.random.default_rng(1).normal(size=2_000_000)
     save_profile(build_profile({"x": values}, numeric=["x"]), tmp_path / "cache")
     reference = tmp_path / "ref.parquet"
@@ -106,3 +110,6 @@ def test_loaded_profile_is_memory_mapped_not_resident(tmp_path: Path) -> None:
     assert loaded["load_rss"] < 4 * 2**20
     assert loaded["touched_sum"] == pytest.approx(float(values.sum()))
     assert loaded["touched_anon"] < 4 * 2**20, "scanning the values reads shared file pages, not private memory"
+    print(f"after release_mapped_pages: file-backed +{loaded['released_file'] / 2**20:.1f} MB")
+    assert loaded["touched_file"] > 12 * 2**20 and loaded["released_file"] < 4 * 2**20
+    assert loaded["again_sum"] == loaded["touched_sum"], "released pages map again on the next access"

@@ -18,6 +18,7 @@ from hypothesis.extra import numpy as hnp
 from scipy.spatial.distance import jensenshannon
 
 from driftwatch.core.partials import numeric_stats
+from driftwatch.core.policy import Level, Policy
 from driftwatch.core.profile import (
     CategoricalProfile,
     NumericProfile,
@@ -26,6 +27,7 @@ from driftwatch.core.profile import (
     bin_counts,
     build_profile,
 )
+from driftwatch.core.report import Severity
 from driftwatch.core.stats import categorical_stats, js_distance, ks_test, psi
 from driftwatch.core.values import (
     OBJECT_CHUNK,
@@ -41,13 +43,21 @@ from driftwatch.core.values import (
 
 
 def ref_edges(values: np.ndarray, bins: int = 10, binning: str = "quantile") -> list[float]:
-    """Interior edges: reference quantiles k/B (numpy linear) or equal widths, duplicates dropped."""
+    """Interior edges: every value holding >= 1/(2B) of the reference gets [v, next float up); the rest is cut at
+    its quantiles k/B' (B' = B minus the atoms, numpy linear) or the range at equal widths; duplicates dropped."""
     finite = np.sort(np.asarray(values, dtype=float))
+    held: dict[float, int] = {}
+    for v in finite.tolist():
+        held[v] = held.get(v, 0) + 1
+    atoms = [v for v, count in held.items() if count * 2 * bins >= finite.size]
     if binning == "quantile":
-        raw = [float(np.quantile(finite, k / bins)) for k in range(1, bins)]
+        rest = np.array([v for v in finite.tolist() if v not in atoms])
+        parts = max(bins - len(atoms), 1)
+        raw = [float(np.quantile(rest, k / parts)) for k in range(1, parts)] if rest.size else []
     else:
         lo, hi = float(finite[0]), float(finite[-1])
         raw = [lo + (hi - lo) * k / bins for k in range(1, bins)]
+    raw += atoms + [float(np.nextafter(a, np.inf)) for a in atoms]
     edges: list[float] = []
     for edge in sorted(raw):
         if not edges or edge > edges[-1]:
@@ -185,21 +195,24 @@ def test_value_on_edge_goes_to_the_right_bin():
     assert bin_counts(np.array([5.0]), np.array([5.0])).tolist() == [0, 1]
 
 
-def test_many_zeros_deduplicate_edges():
-    """Quantile edges tied at zero collapse into one edge; zeros fall right of it."""
+def test_many_zeros_get_their_own_bin():
+    """A point mass (70% zeros) gets the bin [0, next float up) alone; the other values are cut at their quantiles."""
     reference = _zero_inflated(1000, 0.7)
     profile = numeric_profile(reference)
-    assert profile.edges[0] == 0.0
-    assert len(profile.edges) < 9
+    assert profile.edges[:2].tolist() == [0.0, np.nextafter(0.0, 1.0)]
+    assert len(profile.edges) == 2 + 8  # 9 bins of the non-zero values
     assert profile.counts[0] == 0
-    assert profile.counts[1] >= int(np.sum(reference == 0.0))
+    assert profile.counts[1] == int(np.sum(reference == 0.0))
+    rest = profile.counts[2:]
+    assert rest.sum() == int(np.sum(reference != 0.0)) and rest.max() - rest.min() <= 1
 
 
 def test_uniform_edges_equal_width():
     """Uniform binning: equal widths over reference min..max, outer bins open."""
-    profile = numeric_profile(np.array([0.0, 10.0, 3.0, 7.0]), bins=5, binning="uniform")
+    values = np.array([0.0, 10.0, 3.0, 7.0, 0.5, 1.5, 2.5, 5.5, 8.5, 9.5, 9.0])  # each < 1/(2 x 5): no atoms
+    profile = numeric_profile(values, bins=5, binning="uniform")
     np.testing.assert_allclose(profile.edges, [2.0, 4.0, 6.0, 8.0], rtol=1e-15)
-    assert profile.counts.tolist() == [1, 1, 0, 1, 1]
+    assert profile.counts.tolist() == [3, 2, 1, 1, 4]
     assert bin_counts(np.array([-100.0, 2.0, 100.0]), profile.edges).tolist() == [1, 1, 0, 0, 1]
 
 
@@ -907,3 +920,47 @@ def test_reference_grid_counts_and_gap_sums():
         grid.points[0] = 1.0
     single = reference_grid(np.array([2.0]), 8)
     assert (single.points.tolist(), single.upto.tolist(), single.gap_sums.size) == ([2.0], [1], 0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# KS D is scipy's to the last bit, and a D exactly on a threshold breaches it
+# --------------------------------------------------------------------------------------------------------------
+
+_TIED = st.lists(st.integers(0, 6), min_size=1, max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(reference=_TIED, current=_TIED)
+def test_property_ks_statistic_on_tied_integers_is_scipys_exactly(reference: list[int], current: list[int]) -> None:
+    """On tied integer data (where D is a small fraction) the statistic is scipy's bit for bit: ==, not approx."""
+    with warnings.catch_warnings():  # scipy's own notice that its exact p-value fell back to asymptotic
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = scipy.stats.ks_2samp(reference, current)
+    got = numeric_stats(numeric_profile(np.array(reference, dtype=float)), np.array(current, dtype=float))
+    assert got.ks_statistic == expected.statistic
+
+
+@pytest.mark.parametrize(
+    ("n", "m"), [pytest.param(12_000, 10_001, id="asymptotic"), pytest.param(3000, 700, id="exact")]
+)
+def test_ks_statistic_on_large_tied_samples_is_scipys_exactly(n: int, m: int) -> None:
+    """Past scipy's exact method (no reduction to 1/lcm) D is still scipy's float, bit for bit."""
+    rng = np.random.default_rng(n + m)
+    reference, current = rng.integers(0, 9, n).astype(float), rng.integers(1, 9, m).astype(float)
+    expected = scipy.stats.ks_2samp(reference, current)
+    got = numeric_stats(numeric_profile(reference), current)
+    assert got.ks_statistic == expected.statistic
+    assert got.ks_pvalue == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+
+
+def test_a_ks_statistic_exactly_on_its_threshold_breaches_it() -> None:
+    """D = 200/2000 = 0.1 (1 - 180/200 in floats is 0.09999999999999998) reaches a 0.1 threshold, as scipy's D does."""
+    reference = np.zeros(2000)
+    current = np.r_[np.zeros(180), np.ones(20)]
+    assert 1 - 180 / 200 < 0.1  # the naive float difference would miss the threshold
+    assert scipy.stats.ks_2samp(reference, current).statistic == 0.1
+    profile = build_profile({"x": reference}, numeric=["x"])
+    report = compare(profile, {"x": current}, Policy(thresholds={"ks_statistic": Level(0.1, 0.5)}, significance=None))
+    stats = report.feature("x").stats
+    assert stats.ks_statistic == 0.1
+    assert report.feature("x").severity == Severity.WARNING

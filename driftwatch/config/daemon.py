@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
@@ -20,6 +21,9 @@ class ServerConfig(StrictModel):
     api_token: SecretStr | None = None  # required by mutating API endpoints
     read_token: SecretStr | None = None  # when set, required by read endpoints too (not /metrics, /healthz)
     shutdown_timeout: Duration = timedelta(seconds=30)  # longest wait for running monitors on SIGTERM
+    max_concurrent_runs: Annotated[int, Field(ge=1, le=1024)] | None = (
+        None  # runs reading at once (at start); None: the CPUs
+    )
 
     @property
     def base_url(self) -> str:

@@ -4,28 +4,38 @@ from __future__ import annotations
 
 from datetime import UTC, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from pydantic import Field, FiniteFloat, ValidationInfo, field_validator, model_validator
+from pydantic import AliasPath, Field, FiniteFloat, ValidationInfo, field_serializer, field_validator, model_validator
 
 from driftwatch.config.base import Columns, ProblemAt, StrictModel, resolve_path
 from driftwatch.config.durations import Duration, WindowDuration, format_duration
 from driftwatch.config.health import HealthConfig, disabled_health
+from driftwatch.core.calibration import CalibrationRule
 from driftwatch.core.health import HealthPolicy
 from driftwatch.core.policy import DEFAULT_THRESHOLDS, LOWER_IS_WORSE, Level, Policy, Significance, check_level
 from driftwatch.core.profile import ProfileSettings
 
 
 class ReferenceConfig(StrictModel):
-    """The training reference: a parquet (.parquet, .pq) or CSV (.csv) file."""
+    """The reference: a parquet (.parquet, .pq) or CSV (.csv) file (`path`), or a window of a source before each
+    run's window (`source`, `window`, `offset`: the `window` ending `offset` before the run's window starts, its
+    end rounded down to a multiple of `align`)."""
 
-    path: Path
+    path: Path | None = None
+    source: str | None = None
+    window: WindowDuration | None = None
+    offset: Duration | None = None
+    align: Duration | None = None
+    min_rows: int | None = Field(default=None, ge=1)
 
     @field_validator("path")
     @classmethod
-    def _exists(cls, value: Path, info: ValidationInfo) -> Path:
+    def _exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
         path = resolve_path(value, info)
         if path.suffix.lower() not in (".parquet", ".pq", ".csv"):
             raise ValueError(f"unsupported reference file type {path.suffix!r} (use .parquet, .pq or .csv)")
@@ -33,10 +43,50 @@ class ReferenceConfig(StrictModel):
             raise ValueError(f"file not found: {path}")
         return path
 
+    @model_validator(mode="after")
+    def _file_or_window(self) -> ReferenceConfig:
+        if (self.path is None) == (self.source is None):
+            raise ValueError("set exactly one of 'path' (a file) or 'source' (a window of a source)")
+        if self.source is not None and self.window is None:
+            raise ValueError("a source reference needs a window, e.g. {source: prod, window: 28d, offset: 7d}")
+        if self.path is not None and (self.window, self.offset, self.align, self.min_rows) != (None,) * 4:
+            raise ValueError("window, offset, align and min_rows apply to a source reference, not a file")
+        return self
+
     @property
     def format(self) -> Literal["parquet", "csv"]:
         """How to read the reference, by its suffix."""
-        return "csv" if self.path.suffix.lower() == ".csv" else "parquet"
+        return "csv" if self.path is not None and self.path.suffix.lower() == ".csv" else "parquet"
+
+    @property
+    def alignment(self) -> timedelta:
+        """`align`, or by default 1 day for windows of 7 days or more and 1 hour below."""
+        if self.align is not None:
+            return self.align
+        return timedelta(days=1) if self.window is not None and self.window >= timedelta(days=7) else timedelta(hours=1)
+
+
+class CalibratedConfig(StrictModel):
+    """`thresholds.calibrated`: thresholds from the baseline's own window-to-window variability (see the README)."""
+
+    warning: float = Field(default=0.95, gt=0, le=1)
+    critical: float = Field(default=1.0, gt=0, le=1)
+    margin: float = Field(default=1.1, ge=0.5, le=10)
+    windows: int = Field(default=30, ge=2, le=1000)
+    min_windows: int = Field(default=10, ge=2, le=1000)
+    rows: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CalibratedConfig:
+        if self.critical < self.warning:
+            raise ValueError(f"critical quantile ({self.critical:g}) must be >= warning ({self.warning:g})")
+        if self.min_windows > self.windows:
+            raise ValueError(f"min_windows ({self.min_windows}) must be <= windows ({self.windows})")
+        return self
+
+    def rule(self) -> CalibrationRule:
+        """As the core's `CalibrationRule`."""
+        return CalibrationRule(self.warning, self.critical, self.margin, self.windows, self.min_windows)
 
 
 class ScheduleConfig(StrictModel):
@@ -139,11 +189,36 @@ class MonitorConfig(StrictModel):
     features: FeaturesConfig = FeaturesConfig()
     psi: PsiConfig = PsiConfig()
     thresholds: dict[str, LevelConfig | None] = {}
+    calibrated: CalibratedConfig | None = Field(
+        default=None, validation_alias=AliasPath("thresholds", "calibrated"), exclude=True
+    )
     drift_share: LevelConfig = LevelConfig(warning=0.3, critical=0.5)
     significance: SignificanceConfig | None = SignificanceConfig()
     timeout: Duration = timedelta(minutes=10)
     alerts: MonitorAlerts = MonitorAlerts()
     health: HealthConfig | None = HealthConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _calibrated_shorthand(cls, data: Any) -> Any:
+        """`thresholds: calibrated` is `thresholds: {calibrated: {}}`."""
+        if isinstance(data, dict) and data.get("thresholds") == "calibrated":
+            return {**data, "thresholds": {"calibrated": {}}}
+        return data
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _without_calibrated(cls, value: Any) -> Any:
+        """The `calibrated` entry is the `calibrated` field's (read through its alias), not a statistic."""
+        if isinstance(value, dict) and "calibrated" in value:
+            return {k: v for k, v in value.items() if k != "calibrated"}
+        return value
+
+    @field_serializer("thresholds")
+    def _with_calibrated(self, value: dict[str, LevelConfig | None]) -> dict[str, Any]:
+        """Dumped with the `calibrated` entry back in place (a dump validates again)."""
+        dumped: dict[str, Any] = {k: v.model_dump() if v else None for k, v in value.items()}
+        return dumped | ({"calibrated": self.calibrated.model_dump()} if self.calibrated is not None else {})
 
     @field_validator("thresholds")
     @classmethod

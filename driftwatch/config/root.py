@@ -45,6 +45,12 @@ class Config(StrictModel):
             if monitor.source not in self.sources:
                 defined = ", ".join(self.sources) or "none"
                 raise ProblemAt(f"unknown source {monitor.source!r} (defined: {defined})", "monitors", name, "source")
+            baseline = monitor.reference.source
+            if baseline is not None and baseline not in self.sources:
+                defined = ", ".join(self.sources) or "none"
+                raise ProblemAt(
+                    f"unknown source {baseline!r} (defined: {defined})", "monitors", name, "reference", "source"
+                )
         return self
 
     @model_validator(mode="after")

@@ -15,7 +15,11 @@ counted in up to three passes over its chunks; each pass is a `Request`, its res
    `CategoryCounts` per categorical feature (chi-square, PSI, JS, new categories, missing share).
 2. `FineCounts`, only inside the grid intervals where the grid cannot bound KS or the sign of F_R - F_C
    (`_GridPlan`): the same counts at every distinct reference value there (at most 2k + 1 cells for k
-   distinct reference values, never raw values), counted from the interval's left end.
+   distinct reference values, never raw values), counted from the interval's left end. A chunk counted in
+   this process gives `FineValues` instead: its sorted values inside those intervals, merged by
+   concatenation and folded into `FineCounts` past `FINE_VALUES_LIMIT` values, so the per-cell work is done
+   once per window rather than once per chunk. When a feature's values were all kept, pass 3 is computed from
+   them and not requested.
 3. `CrossingValues`, only inside the cells between two adjacent distinct reference values where F_R - F_C
    changes sign: the distinct batch values there with their counts (where the Wasserstein integral's
    crossing point lies).
@@ -91,7 +95,7 @@ def prepare(profile: Profile, chunk: Chunk, executor: Executor | None = None) ->
 
     Raises KeyError naming a profiled feature the chunk lacks.
     """
-    _check_columns(profile, chunk)
+    _check_columns(profile.features, chunk)
 
     def one(name: str) -> Any:
         feature = profile.features[name]
@@ -99,13 +103,13 @@ def prepare(profile: Profile, chunk: Chunk, executor: Executor | None = None) ->
             return SortedValues.of(chunk[name])
         return _category_counts(chunk[name])
 
-    names = _by_work(profile, chunk)
+    names = _by_work(profile, profile.features, chunk)
     done = list(executor.map(one, names)) if executor else [one(name) for name in names]
     return dict(zip(names, done, strict=True))
 
 
-def _check_columns(profile: Profile, chunk: Chunk) -> None:
-    missing = [name for name in profile.features if name not in chunk]
+def _check_columns(names: Iterable[str], chunk: Chunk) -> None:
+    missing = [name for name in names if name not in chunk]
     if missing:
         raise KeyError(f"batch has no column {', '.join(map(repr, missing))}")
 
@@ -115,15 +119,15 @@ def _check_columns(profile: Profile, chunk: Chunk) -> None:
 CATEGORICAL_SHARE = 0.5
 
 
-def _by_work(profile: Profile, chunk: Chunk) -> list[str]:
-    """The profiled features, largest work first (no big feature starts last on an otherwise idle pool)."""
+def _by_work(profile: Profile, names: Iterable[str], chunk: Chunk) -> list[str]:
+    """The features `names`, largest work first (no big feature starts last on an otherwise idle pool)."""
 
     def work(name: str) -> float:
         values = chunk[name]
         size = values.rows if isinstance(values, SortedValues | CategoryCounts) else len(values)
         return size if isinstance(profile.features[name], NumericProfile) else CATEGORICAL_SHARE * size
 
-    return sorted(profile.features, key=work, reverse=True)
+    return sorted(names, key=work, reverse=True)
 
 
 def _category_counts(values: Any) -> CategoryCounts:
@@ -294,8 +298,10 @@ class FineCounts:
     cell_counts: IntArray
     cell_sums: FloatArray
 
-    def merge(self, other: FineCounts) -> FineCounts:
+    def merge(self, other: FineCounts | FineValues) -> FineCounts:
         """The counts of both chunks together."""
+        if isinstance(other, FineValues):
+            other = other.counts()
         return FineCounts(
             self.upto + other.upto,
             self.below + other.below,
@@ -322,6 +328,45 @@ def count_fine(feature: NumericProfile, cells: FineCells, values: npt.ArrayLike 
         sums[occupied] = np.add.reduceat(distances, _starts(sizes)[occupied])
     base = starts[cells.point_slot]
     return FineCounts(upto - base, below - base, sizes, sums)
+
+
+#: A feature's `FineValues` are folded into `FineCounts` once they hold more values than this (8 MB); below it
+#: the window's values inside the refined intervals are kept, and pass 3 needs no read.
+FINE_VALUES_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True, eq=False)
+class FineValues:
+    """Pass 2 of a numeric feature counted here: the values inside the chosen intervals (sorted per chunk)."""
+
+    feature: NumericProfile
+    cells: FineCells
+    parts: tuple[FloatArray, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(part.size for part in self.parts)
+
+    def merge(self, other: FineValues | FineCounts) -> FineValues | FineCounts:
+        """Both chunks' values, or counts once they exceed `FINE_VALUES_LIMIT` (or `other` is counts)."""
+        if isinstance(other, FineCounts):
+            return self.counts().merge(other)
+        merged = FineValues(self.feature, self.cells, self.parts + other.parts)
+        return merged.counts() if merged.size > FINE_VALUES_LIMIT else merged
+
+    def values(self) -> SortedValues:
+        """All the values, sorted."""
+        values = np.sort(np.concatenate(self.parts)) if len(self.parts) > 1 else self.parts[0]
+        return SortedValues(values, values.size)
+
+    def counts(self) -> FineCounts:
+        """The `FineCounts` of these values."""
+        return count_fine(self.feature, self.cells, self.values())
+
+
+def fine_values(feature: NumericProfile, cells: FineCells, values: npt.ArrayLike | SortedValues) -> FineValues:
+    """Pass 2 of one chunk counted in this process: its values inside the chosen intervals."""
+    return FineValues(feature, cells, (_inside(feature, cells.intervals, values),))
 
 
 def _cell_ends(interval: IntArray) -> tuple[BoolArray, BoolArray]:
@@ -447,8 +492,9 @@ class Request:
     jobs: Mapping[str, Any]  # feature -> what this pass counts of it (None: pass 1)
 
     def count(self, chunk: Chunk, executor: Executor | None = None) -> Partial:
-        """This pass's partial of one chunk (raw column values or `prepare`d ones)."""
-        _check_columns(self.profile, chunk)
+        """This pass's partial of one chunk (raw column values or `prepare`d ones) of at least the features this
+        pass counts."""
+        _check_columns(self.jobs, chunk)
 
         def one(name: str) -> Any:
             feature = self.profile.features[name]
@@ -458,11 +504,11 @@ class Request:
                 return _category_counts(chunk[name])
             assert isinstance(feature, NumericProfile)
             if self.stage == 2:
-                return count_fine(feature, self.jobs[name], chunk[name])
+                return fine_values(feature, self.jobs[name], chunk[name])
             cells, crossing = self.jobs[name]
             return count_crossings(feature, cells.intervals, cells.left[crossing], cells.right[crossing], chunk[name])
 
-        names = [n for n in _by_work(self.profile, chunk) if n in self.jobs]
+        names = _by_work(self.profile, self.jobs, chunk)
         done = list(executor.map(one, names)) if executor and len(names) > 1 else [one(n) for n in names]
         return Partial(self.stage, dict(zip(names, done, strict=True)))
 
@@ -528,7 +574,7 @@ class Job:
             jobs = {
                 n: (s.cells, s.crossing)
                 for n, s in states.items()
-                if s.crossing is not None and bool(np.any(s.crossing))
+                if s.crossing is not None and s.crossings is None and bool(np.any(s.crossing))
             }
             if jobs:
                 return Job(self.profile, Request(self.profile, 3, jobs), states, self.categorical)
@@ -593,6 +639,17 @@ def _absorbed(feature: NumericProfile, state: _NumericState, part: Any) -> _Nume
     """
     cells = state.cells
     assert cells is not None
+    if isinstance(part, FineValues) and part.size > FINE_VALUES_LIMIT:
+        part = part.counts()
+    if isinstance(part, FineValues):
+        kept = part.values()
+        state = _absorbed(feature, state, count_fine(feature, cells, kept))
+        assert state.crossing is not None
+        if not np.any(state.crossing):
+            return state
+        crossing = state.crossing
+        found = count_crossings(feature, cells.intervals, cells.left[crossing], cells.right[crossing], kept)
+        return _NumericState(state.grid, state.plan, cells, state.fine, crossing, found)
     if isinstance(part, FineCounts):
         slots = cells.intervals.size
         seen = _per_slot(cells.cell_slot, part.cell_counts, slots) + _per_slot(

@@ -56,18 +56,26 @@ DEFAULT_DRIFT_SHARE = Level(0.3, 0.5)
 
 @dataclass(frozen=True)
 class Policy:
-    """How statistics become severities. A threshold applies to every feature that has that statistic."""
+    """How statistics become severities. A threshold applies to every feature that has that statistic;
+    `feature_thresholds` (e.g. calibrated ones, `driftwatch.core.calibration`) replace some of them per feature."""
 
     thresholds: Mapping[str, Level] = field(default_factory=lambda: DEFAULT_THRESHOLDS)
     drift_share: Level = DEFAULT_DRIFT_SHARE
     significance: Significance | None = field(default_factory=Significance)
+    feature_thresholds: Mapping[str, Mapping[str, Level]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, level in self.thresholds.items():
-            if name not in LOWER_IS_WORSE:
-                raise ValueError(f"no statistic named {name!r}; known: {', '.join(LOWER_IS_WORSE)}")
-            check_level(name, level)
+        for levels in (self.thresholds, *self.feature_thresholds.values()):
+            for name, level in levels.items():
+                if name not in LOWER_IS_WORSE:
+                    raise ValueError(f"no statistic named {name!r}; known: {', '.join(LOWER_IS_WORSE)}")
+                check_level(name, level)
         check_level("drift_share", self.drift_share)
+
+    def levels_for(self, feature: str | None) -> Mapping[str, Level]:
+        """The thresholds that apply to `feature`: the common ones, with its own in their place."""
+        own = self.feature_thresholds.get(feature) if feature is not None else None
+        return {**self.thresholds, **own} if own else self.thresholds
 
 
 def check_level(name: str, level: Level) -> None:
@@ -120,9 +128,10 @@ def evaluate(stats: Sequence[FeatureStats], policy: Policy) -> tuple[FeatureResu
         if s.status != "ok":
             results.append(FeatureResult(s, Severity.OK, None, False))
             continue
+        levels = policy.levels_for(s.name)
         breaches = {
             name: sev
-            for name, level in policy.thresholds.items()
+            for name, level in levels.items()
             if (sev := level_of(name, getattr(s, name), level)) > Severity.OK
         }
         if policy.significance is None:
@@ -131,7 +140,10 @@ def evaluate(stats: Sequence[FeatureStats], policy: Policy) -> tuple[FeatureResu
             adj = adjusted.get(i)
             significant = adj is not None and adj < policy.significance.alpha
         severity = max(breaches.values(), default=Severity.OK) if significant else Severity.OK
-        results.append(FeatureResult(s, severity, adj, significant, breaches))
+        applied = {
+            name: (level.warning, level.critical) for name, level in levels.items() if getattr(s, name) is not None
+        }
+        results.append(FeatureResult(s, severity, adj, significant, breaches, applied))
     return tuple(results)
 
 

@@ -34,7 +34,7 @@ IntArray = npt.NDArray[np.int64]
 GRID_SIZE = 16_384
 
 #: Version of the saved profile layout; a file of another version is rebuilt, not misread.
-PROFILE_VERSION = 2
+PROFILE_VERSION = 3  # 3: point masses get their own PSI bins
 
 
 @dataclass(frozen=True)
@@ -144,14 +144,40 @@ class Profile:
 
 
 def bin_edges(sorted_values: FloatArray, settings: ProfileSettings) -> FloatArray:
-    """Interior bin edges (strictly increasing) for PSI: reference quantiles k/B, or equal widths."""
+    """Interior bin edges (strictly increasing) for PSI: point masses get their own bins, the rest is binned by
+    quantiles (or equal widths).
+
+    An atom is a single value holding at least 1 / (2 B) of the reference (B = `settings.bins`); it gets the
+    bin [atom, next float up), which holds it alone. Quantile binning cuts the other values at their quantiles
+    k / B' (B' = B minus the atoms, at least 1); uniform binning cuts the reference range into B equal widths.
+    Without atoms this is the classic binning, so a feature that is 90% zeros or a constant reference still gets
+    bins that a shift of the other values (or away from the constant) moves mass between.
+
+    >>> bin_edges(np.array([0.0] * 6 + [1.0, 2.0, 3.0, 4.0]), ProfileSettings(bins=4)).tolist()
+    [0.0, 5e-324, 2.0, 3.0]
+    """
     if sorted_values.size == 0:
         return np.empty(0)
+    atoms = point_masses(sorted_values, settings.bins)
     if settings.binning == "quantile":
-        edges = np.quantile(sorted_values, np.arange(1, settings.bins) / settings.bins)
+        rest = sorted_values[~np.isin(sorted_values, atoms)] if atoms.size else sorted_values
+        parts = max(settings.bins - atoms.size, 1)
+        cuts = np.quantile(rest, np.arange(1, parts) / parts) if rest.size else np.empty(0)
     else:
-        edges = np.linspace(sorted_values[0], sorted_values[-1], settings.bins + 1)[1:-1]
+        cuts = np.linspace(sorted_values[0], sorted_values[-1], settings.bins + 1)[1:-1]
+    edges = np.concatenate((cuts, atoms, np.nextafter(atoms, np.inf)))
     return np.unique(edges)
+
+
+def point_masses(sorted_values: FloatArray, bins: int) -> FloatArray:
+    """The distinct values holding at least 1 / (2 `bins`) of the sorted values (ascending)."""
+    n = sorted_values.size
+    if n == 0:
+        return np.empty(0)
+    starts = np.flatnonzero(np.concatenate(([True], sorted_values[1:] != sorted_values[:-1])))
+    sizes = np.diff(np.append(starts, n))
+    heavy: FloatArray = sorted_values[starts[sizes * 2 * bins >= n]]
+    return heavy
 
 
 def bin_counts(sorted_values: FloatArray, edges: FloatArray) -> IntArray:

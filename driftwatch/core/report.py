@@ -67,6 +67,7 @@ class FeatureResult:
     adjusted_pvalue: float | None
     significant: bool
     breaches: Mapping[str, Severity] = field(default_factory=dict)
+    thresholds: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # statistic -> (warning, critical)
 
     @property
     def name(self) -> str:
@@ -91,6 +92,7 @@ class FeatureResult:
             "adjusted_pvalue": _num(self.adjusted_pvalue),
             "significant": self.significant,
             "breaches": {k: v.label for k, v in self.breaches.items()},
+            "thresholds": {k: {"warning": w, "critical": c} for k, (w, c) in self.thresholds.items()},
             "severity": self.severity.label,
         }
 
@@ -109,6 +111,7 @@ class Report:
     window_start: datetime | None = None
     window_end: datetime | None = None
     reason: str | None = None
+    baseline: Mapping[str, Any] | None = None  # what the reference was: file or source window, rows, calibration
     health: Health | None = None  # the data-health signals of the run (driftwatch.core.health), if assessed
 
     def feature(self, name: str) -> FeatureResult:
@@ -133,7 +136,7 @@ class Report:
             "drift_share": _num(self.drift_share),
             "features": {r.name: r.to_dict() for r in self.features},
             "health": self.health.to_dict() if self.health is not None else None,
-        }
+        } | ({"baseline": dict(self.baseline)} if self.baseline is not None else {})
 
 
 def _num(value: float | None) -> float | None:

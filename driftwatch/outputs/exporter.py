@@ -99,6 +99,7 @@ def _feature_families(statuses: Mapping[str, MonitorStatus]) -> list[Metric]:
     labels = ["monitor", "feature"]
     rows: dict[str, list[tuple[list[str], float]]] = {attr: [] for attr, _ in FEATURE_STATISTICS}
     severity: list[tuple[list[str], float]] = []
+    thresholds: list[tuple[list[str], float]] = []
     for name, status in statuses.items():
         if status.report is None:
             continue
@@ -110,6 +111,9 @@ def _feature_families(statuses: Mapping[str, MonitorStatus]) -> list[Metric]:
                     rows[attr].append((key, value))
             if result.stats.status == "ok":
                 severity.append((key, float(int(result.severity))))
+            for statistic, levels in result.thresholds.items():
+                for level, value in zip(("warning", "critical"), levels, strict=True):
+                    thresholds.append(([*key, statistic, level], float(value)))
     families: list[Metric] = [
         _gauge(f"driftwatch_feature_{attr}", doc, labels, rows[attr]) for attr, doc in FEATURE_STATISTICS
     ]
@@ -119,6 +123,14 @@ def _feature_families(statuses: Mapping[str, MonitorStatus]) -> list[Metric]:
             "Drift severity of the feature: 0 ok, 1 warning, 2 critical.",
             labels,
             severity,
+        )
+    )
+    families.append(
+        _gauge(
+            "driftwatch_feature_threshold",
+            "Threshold applied to a statistic of the feature in its last run (fixed, or calibrated on the baseline).",
+            [*labels, "statistic", "level"],
+            thresholds,
         )
     )
     return families

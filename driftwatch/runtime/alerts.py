@@ -91,9 +91,8 @@ def notification_event(notify: Notify, policy: Policy | None, base_url: str) -> 
     window = details.pop("window", None)
     statistics = {k: v for k, v in details.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     ordered = {**{k: statistics[k] for k in breaches if k in statistics}, **statistics}
-    thresholds = {
-        stat: asdict(policy.thresholds[stat]) for stat in breaches if policy is not None and stat in policy.thresholds
-    }
+    levels = policy.levels_for(key.subject) if policy is not None else {}
+    thresholds = {stat: asdict(levels[stat]) for stat in breaches if stat in levels}
     extra = {k: v for k, v in details.items() if k not in statistics}
     return {
         "event": f"alert.{notify.status}",

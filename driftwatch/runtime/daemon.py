@@ -28,7 +28,7 @@ from driftwatch.runtime.alerts import Alerting, build_notifiers, retry_policies
 from driftwatch.runtime.api_alerts import alert_routes
 from driftwatch.runtime.api_models import model_routes
 from driftwatch.runtime.http import create_app
-from driftwatch.runtime.memory import release_unused_memory
+from driftwatch.runtime.memory import RunSlot, RunSlots, release_unused_memory
 from driftwatch.runtime.models import Models
 from driftwatch.runtime.monitor import (
     Monitor,
@@ -39,6 +39,7 @@ from driftwatch.runtime.monitor import (
     prepare_monitor,
     run_monitor,
 )
+from driftwatch.runtime.profiles import release_mapped_pages
 from driftwatch.runtime.scheduler import make_scheduler, schedule_monitor
 from driftwatch.runtime.stats_pool import stats_executor
 from driftwatch.runtime.store import RunRecord, Store, prune_interval
@@ -77,6 +78,7 @@ class RunInFlight:
     started: float = field(default_factory=time.perf_counter)
     claimed: bool = False
     deadline: threading.Timer | None = None
+    slot: RunSlot | None = None
 
 
 class Daemon:
@@ -98,6 +100,7 @@ class Daemon:
         self._in_flight: dict[str, RunInFlight] = {}
         self._stopping = False
         self._record_lock = threading.Lock()  # a run's records vs. closing the store
+        self._slots = RunSlots(self.config.server.max_concurrent_runs or os.cpu_count() or 1)
         self._closed = False
         self._statuses: Mapping[str, MonitorStatus] = self._initial_statuses(self.monitors, {}, self.store.last_runs())
         self.scheduler = make_scheduler()
@@ -236,8 +239,14 @@ class Daemon:
         monitor = run.monitor
         try:
             try:
-                history = self._volume_history(monitor)
-                result = run_monitor(monitor, run.now, stats_executor(), self._progress_of(monitor.name), history)
+                timeout = monitor.config.timeout.total_seconds()
+                run.slot = self._slots.acquire(timeout - (time.perf_counter() - run.started))
+                if run.slot is None:
+                    result = self._no_slot(run)
+                else:
+                    history = self._volume_history(monitor)
+                    progress = self._progress_of(monitor.name)
+                    result = run_monitor(monitor, run.now, stats_executor(), progress, history)
             except Exception as err:  # a bug must not kill the monitor: record it as a failed run
                 log.exception("monitor %s: run crashed", monitor.name)
                 result = RunResult("error", run.now - monitor.config.window, run.now, error=f"internal error: {err!r}")
@@ -253,6 +262,9 @@ class Daemon:
                     extra={"monitor": monitor.name},
                 )
         finally:
+            if run.slot is not None:
+                run.slot.release()
+            release_mapped_pages(monitor.profile)
             release_unused_memory()
             with self._idle:
                 if self._in_flight.get(monitor.name) is run:
@@ -290,16 +302,32 @@ class Daemon:
 
     def _expire(self, run: RunInFlight) -> None:
         """The deadline of a run passed: record it as failed now (its thread may stay blocked a while)."""
+        if run.slot is not None:
+            run.slot.release()  # a blocked run must not keep others from running
         if not self._claim(run):
             return
         monitor, timeout = run.monitor, run.monitor.config.timeout.total_seconds()
-        result = RunResult(
+        if run.slot is None:
+            result = self._no_slot(run)
+        else:
+            result = RunResult(
+                "error",
+                run.now - monitor.config.window,
+                run.now,
+                error=f"run timed out after {timeout:g}s (monitor timeout)",
+            )
+        self._record(monitor, result, run.now, time.perf_counter() - run.started)
+
+    def _no_slot(self, run: RunInFlight) -> RunResult:
+        """The failed run of a monitor that waited its whole `timeout` for a run slot."""
+        monitor, timeout = run.monitor, run.monitor.config.timeout.total_seconds()
+        return RunResult(
             "error",
             run.now - monitor.config.window,
             run.now,
-            error=f"run timed out after {timeout:g}s (monitor timeout)",
+            error=f"run timed out after {timeout:g}s waiting for a run slot "
+            f"({self._slots.busy} of server.max_concurrent_runs {self._slots.size} busy)",
         )
-        self._record(monitor, result, run.now, time.perf_counter() - run.started)
 
     def _claim(self, run: RunInFlight) -> bool:
         """True for the first of (result, deadline) to ask: only that one is recorded."""
@@ -335,7 +363,12 @@ class Daemon:
                     report=result.report.to_dict() if result.report else None,
                 ),
             ),
-            ("alert", lambda: self.alerting.after_run(self.config, monitor.name, result, monitor.policy, finished)),
+            (
+                "alert",
+                lambda: self.alerting.after_run(
+                    self.config, monitor.name, result, result.policy or monitor.policy, finished
+                ),
+            ),
             ("model", lambda: self.models.after_run(monitor.name, result, finished)),
         )
         with self._record_lock:
@@ -415,7 +448,10 @@ class Daemon:
             record = last_runs.get(name)
             base = previous.get(name) or MonitorStatus(name, "", last_run=record.finished_at if record else None)
             statuses[name] = replace(
-                base, schedule=monitor.config.schedule.describe(), reference_rows=monitor.profile.rows
+                base,
+                schedule=monitor.config.schedule.describe(),
+                # a moving baseline has no rows until its first run builds it
+                reference_rows=monitor.profile.rows if monitor.config.reference.path else base.reference_rows,
             )
         return statuses
 

@@ -3,7 +3,7 @@
 Arrow's memory pool (jemalloc or mimalloc) and glibc's malloc both keep freed pages for reuse; with a run
 thread per monitor, each holding a few hundred MB at its peak, the kept pages add up across monitors. After
 each run the daemon asks both to return what is unused. `RowBudget` bounds what runs keep in memory between
-passes, across all runs at once.
+passes, across all runs at once; `RunSlots` bounds how many runs read and count at the same time.
 """
 
 from __future__ import annotations
@@ -63,3 +63,53 @@ class RowBudget:
         """Return rows taken before."""
         with self._lock:
             self._left += rows
+
+
+class RunSlot:
+    """A run's hold on one of the `RunSlots`; `release` is idempotent (the run's end and its deadline both call
+    it)."""
+
+    def __init__(self, slots: RunSlots) -> None:
+        self._slots = slots
+        self._held = True
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        """Give the slot back (once)."""
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
+            self._slots._give()
+
+
+class RunSlots:
+    """At most `size` runs read and count at once (thread-safe): each run's peak memory is a few hundred MB, and
+    counting is CPU-bound, so more concurrent runs only add memory. A run waits for a slot up to its deadline;
+    a run past its deadline gives its slot back even if its thread is still blocked, so a hung source holds a
+    slot no longer than its monitor's `timeout`."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("RunSlots needs at least one slot")
+        self.size = size
+        self._free = size
+        self._changed = threading.Condition()
+
+    def acquire(self, timeout: float) -> RunSlot | None:
+        """A slot, or None if none came free within `timeout` seconds."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._free > 0, timeout=max(timeout, 0.0)):
+                return None
+            self._free -= 1
+        return RunSlot(self)
+
+    @property
+    def busy(self) -> int:
+        """Slots held now."""
+        with self._changed:
+            return self.size - self._free
+
+    def _give(self) -> None:
+        with self._changed:
+            self._free += 1
+            self._changed.notify()

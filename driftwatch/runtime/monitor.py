@@ -10,6 +10,8 @@ that need it.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
@@ -29,8 +31,8 @@ from driftwatch.core.profile import Profile
 from driftwatch.core.report import Report
 from driftwatch.core.status import Outcome
 from driftwatch.errors import SchemaMismatch, SourceError
+from driftwatch.runtime.baselines import Baseline, WindowBaseline, empty_profile, prepare_file_baseline
 from driftwatch.runtime.memory import RowBudget
-from driftwatch.runtime.profiles import cached_profile
 from driftwatch.sources import DataSource, Window, open_source, reference_columns
 from driftwatch.sources.base import CountingWindow
 
@@ -48,6 +50,7 @@ class Monitor:
     policy: Policy
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    baseline: Baseline | None = None  # gives each run its profile and policy (`driftwatch.runtime.baselines`)
     health: HealthPolicy = field(default_factory=HealthPolicy)
 
     @property
@@ -70,6 +73,8 @@ class RunResult:
     rows: int = 0
     report: Report | None = None
     error: str | None = None
+    policy: Policy | None = None  # the policy the run was judged by (calibrated per baseline)
+    reference_rows: int | None = None  # rows of the run's baseline, when it had one
     health: Health | None = None  # the data-health signals (driftwatch.core.health), when assessed
 
     @property
@@ -80,6 +85,13 @@ class RunResult:
 
 def resolve_features(config: MonitorConfig, timestamp_column: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Numeric and categorical feature names: as configured, or `auto` from the reference file's schema."""
+    if config.reference.path is None:  # a source window: its columns are only known when it is read
+        listed = [() if f == "auto" else tuple(f) for f in (config.features.numeric, config.features.categorical)]
+        if not any(listed):
+            raise SchemaMismatch(
+                "a source window reference needs its features listed: features: {numeric: [...], categorical: [...]}"
+            )
+        return listed[0], listed[1]
     path = Path(config.reference.path)
     kinds = reference_columns(path)
     skip = {timestamp_column}
@@ -106,15 +118,22 @@ def prepare_monitor(name: str, config: Config, profile_dir: Path, sources: Mappi
     monitor = config.monitors[name]
     source_config = config.sources[monitor.source]
     numeric, categorical = resolve_features(monitor, source_config.timestamp_column)
-    profile = cached_profile(
-        Path(monitor.reference.path),
-        profile_dir / f"{name}.npz",
-        numeric=numeric,
-        categorical=categorical,
-        settings=monitor.profile_settings(),
-    )
+    folder = profile_dir / f"{name}.npz"
+    policy = monitor.policy()
+    baseline: Baseline
+    if monitor.reference.source is not None:
+        baseline_source = monitor.reference.source
+        timestamp = config.sources[baseline_source].timestamp_column
+        baseline = WindowBaseline(name, monitor, sources[baseline_source], folder, numeric, categorical, timestamp)
+        profile = empty_profile(numeric, categorical, monitor.profile_settings())
+    else:
+        file_baseline = prepare_file_baseline(
+            name, monitor, folder, numeric, categorical, source_config.timestamp_column
+        )
+        baseline, profile, policy = file_baseline, file_baseline.judged.profile, file_baseline.judged.policy
     source = sources[monitor.source]
-    return Monitor(name, monitor, source, profile, monitor.policy(), numeric, categorical, monitor.health_policy())
+    health = monitor.health_policy()
+    return Monitor(name, monitor, source, profile, policy, numeric, categorical, baseline, health=health)
 
 
 def open_sources(config: Config) -> dict[str, DataSource]:
@@ -172,21 +191,34 @@ def run_monitor(
     """
     end = now
     start = now - monitor.config.window
+    judged = None
+    if monitor.baseline is not None:
+        try:
+            judged = monitor.baseline.at(start)
+        except SourceError as err:
+            return RunResult("error", start, end, error=f"baseline: {err}")
+        if judged.problem is not None:
+            return RunResult("insufficient_data", start, end, error=judged.problem, reference_rows=judged.profile.rows)
+        monitor = replace(monitor, profile=judged.profile, policy=judged.policy)
     try:
         window = monitor.source.window(start, end, monitor.columns)
         job = count_passes(monitor, window, executor, progress)
     except SchemaMismatch as err:
         signal = schema_signal(str(err), monitor.health)
-        return RunResult("error", start, end, error=str(err), health=Health((signal,) if signal else ()))
+        health = Health((signal,) if signal else ())
+        return RunResult("error", start, end, error=str(err), policy=monitor.policy, health=health)
     except SourceError as err:
-        return RunResult("error", start, end, error=str(err))
+        return RunResult("error", start, end, error=str(err), policy=monitor.policy)
     except WindowChanged as err:
-        return RunResult("error", start, end, error=f"source {monitor.source.name}: {err}")
-    rows = job.rows
+        return RunResult("error", start, end, error=f"source {monitor.source.name}: {err}", policy=monitor.policy)
+    rows, reference_rows = job.rows, monitor.profile.rows
     if rows == 0:
         reason = _no_data_reason(monitor, window)
-        return RunResult("no_data", start, end, 0, error=reason, health=Health((no_data_signal(0, reason),)))
+        health = Health((no_data_signal(0, reason),))
+        return RunResult("no_data", start, end, 0, error=reason, reference_rows=reference_rows, health=health)
     report = job.finish(monitor.policy, monitor=monitor.name, window=(start, end))
+    if judged is not None:
+        report = replace(report, baseline=judged.info)
     health = assess(
         monitor.health,
         rows=rows,
@@ -198,10 +230,15 @@ def run_monitor(
     )
     if rows < monitor.config.min_rows:
         reason = f"{rows} rows in the window, fewer than min_rows {monitor.config.min_rows}"
-        return RunResult("insufficient_data", start, end, rows, error=reason, health=health)
+        return RunResult(
+            "insufficient_data", start, end, rows, error=reason, reference_rows=reference_rows, health=health
+        )
     if report.status != "ok":
-        return RunResult("insufficient_data", start, end, rows, report=None, error=report.reason, health=health)
-    return RunResult("ok", start, end, rows, report=replace(report, health=health), health=health)
+        return RunResult(
+            "insufficient_data", start, end, rows, None, report.reason, monitor.policy, reference_rows, health
+        )
+    report = replace(report, health=health)
+    return RunResult("ok", start, end, rows, report, None, monitor.policy, reference_rows, health)
 
 
 def _no_data_reason(monitor: Monitor, window: Window | CountingWindow) -> str:
@@ -232,7 +269,7 @@ def _passes(profile: Profile, chunks: _Batches, executor: Executor | None, progr
     while job.request is not None:
         request, seen = job.request, 0
         total: Partial | None = None
-        for item in chunks:
+        for item in chunks.of_pass(list(request.jobs)):
             chunk = chunks.chunk_of(item)
             part = request.count(chunk, executor)
             total = part if total is None else total.merge(part)
@@ -266,13 +303,14 @@ class _Batches:
         self._passes = 0
         self._reserved = 0
 
-    def __iter__(self) -> Iterator[pd.DataFrame | Chunk]:
+    def of_pass(self, features: list[str]) -> Iterator[pd.DataFrame | Chunk]:
+        """The next pass over the window, reading only `features` when it reads (a later pass needs few)."""
         self._passes += 1
         if self._cached is not None:
             yield from self._cached
             return
         self._keeping = self._passes == 1
-        yield from self._window.batches()
+        yield from _read_ahead(self._window.batches(features))
         if self._keeping:
             self._cached, self._kept = self._kept, []
 
@@ -281,7 +319,9 @@ class _Batches:
         if not isinstance(item, pd.DataFrame):
             return item
         monitor, rows = self._monitor, len(item)
-        arrays = batch_arrays(item, monitor.numeric, monitor.categorical, monitor.source.name)
+        numeric = tuple(name for name in monitor.numeric if name in item.columns)
+        categorical = tuple(name for name in monitor.categorical if name in item.columns)
+        arrays = batch_arrays(item, numeric, categorical, monitor.source.name)
         if self._keeping and self._reserved + rows <= CACHE_ROWS and CACHE_BUDGET.take(rows):
             self._reserved += rows
             chunk: Chunk = prepare(monitor.profile, arrays, self._executor)
@@ -297,6 +337,48 @@ class _Batches:
         self._cached, self._kept = None, []
         CACHE_BUDGET.give(self._reserved)
         self._reserved = 0
+
+
+def _read_ahead(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """`frames`, the next one read by a helper thread while the caller counts this one (decoding releases the
+    GIL, so reading and counting share the cores); errors are re-raised in the caller at the frame they hit.
+    A caller that stops early leaves the reader to finish the frame it is reading and close the pass."""
+    ahead: queue.Queue[tuple[pd.DataFrame | None, BaseException | None]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(item: tuple[pd.DataFrame | None, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for frame in frames:
+                if not offer((frame, None)):
+                    return
+            offer((None, None))
+        except BaseException as err:  # handed to the consumer, which raises it in its own thread
+            offer((None, err))
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    threading.Thread(target=read, name="driftwatch-read-ahead", daemon=True).start()
+    try:
+        while True:
+            frame, error = ahead.get()
+            if error is not None:
+                raise error
+            if frame is None:
+                return
+            yield frame
+    finally:
+        stop.set()
 
 
 def _rows(values: Any) -> int:
@@ -332,7 +414,10 @@ def result_dict(name: str, result: RunResult, reference_rows: int) -> dict[str, 
     return {
         "monitor": name,
         "window": {"start": result.start.isoformat(), "end": result.end.isoformat()},
-        "rows": {"reference": reference_rows, "current": result.rows},
+        "rows": {
+            "reference": result.reference_rows if result.reference_rows is not None else reference_rows,
+            "current": result.rows,
+        },
         "status": result.outcome,
         "reason": result.error,
         "severity": None,

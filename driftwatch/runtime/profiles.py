@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import mmap
 import re
 import secrets
 import time
@@ -41,6 +42,7 @@ from driftwatch.core.profile import (
     PROFILE_VERSION,
     FeatureProfile,
     Fingerprint,
+    NumericProfile,
     Profile,
     ProfileSettings,
     assemble_profile,
@@ -133,6 +135,31 @@ class _CacheWriter:
 
 def _npy_writer(array: npt.ArrayLike) -> Any:
     return lambda handle: np.save(handle, np.asarray(array), allow_pickle=False)
+
+
+def release_mapped_pages(profile: Profile) -> None:
+    """Drop the profile's memory-mapped pages from this process's resident set (they stay in the page cache, and
+    the next access maps them again): a run touches parts of the sorted reference values, and 20 monitors would
+    otherwise keep those pages counted in the daemon's RSS. Never raises."""
+    for feature in profile.features.values():
+        if not isinstance(feature, NumericProfile):
+            continue
+        grid = feature.grid
+        for array in (feature.sorted_values, grid.points, grid.upto, grid.below, grid.gap_sums):
+            mapped = _mapping_of(array)
+            if mapped is not None and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                with contextlib.suppress(OSError, ValueError):
+                    mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def _mapping_of(array: Any) -> Any:
+    """The `mmap.mmap` under a numpy array (a `numpy.memmap` or a view of one), else None."""
+    while array is not None:
+        mapped = getattr(array, "_mmap", None)
+        if mapped is not None:
+            return mapped
+        array = getattr(array, "base", None)
+    return None
 
 
 def _load_array(path: Path, name: str) -> Any:

@@ -34,8 +34,8 @@ class Window:
     sources re-run the query. Errors are those of `read`: `window()` may raise them (file sources check the schema
     up front), and so may any pass. `rows_read` counts the rows the current (or last) pass has yielded so far;
     `newest` is the newest timestamp a pass has seen (aware UTC; None before a pass or for an empty window), for
-    the freshness signal. Subclasses implement `_scan`, one pass of frames of any size (longer ones are cut here),
-    and call `_saw` with each frame's timestamps.
+    the freshness signal. Subclasses implement `_scan`, one pass of frames of any size (longer ones are cut here)
+    holding at least `pass_columns`, and call `_saw` with each frame's timestamps.
     """
 
     def __init__(self, source: str, start: datetime, end: datetime, columns: Sequence[str], *, batch_rows: int) -> None:
@@ -45,12 +45,21 @@ class Window:
         self.columns = tuple(columns)
         self.batch_rows = checked_batch_rows(source, batch_rows)
         self.rows_read = 0
+        self.pass_columns = self.columns  # of the current pass (`batches(columns)`)
         self.newest: datetime | None = None
 
-    def batches(self) -> Iterator[pd.DataFrame]:
-        """One pass: frames of 1 to `batch_rows` rows, in the same order on every pass."""
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+        """One pass: frames of 1 to `batch_rows` rows, in the same order on every pass; `columns` (a subset of
+        the window's) narrows this pass to those columns (sources that can read less, do)."""
         self.rows_read = 0
+        wanted = list(self.columns if columns is None else columns)
+        unknown = [name for name in wanted if name not in self.columns]
+        if unknown:
+            raise ValueError(f"columns {unknown} are not in the window")
+        self.pass_columns = tuple(wanted)
         for frame in self._scan():
+            if list(frame.columns) != wanted:
+                frame = frame[wanted]
             for offset in range(0, len(frame), self.batch_rows):
                 part = frame if len(frame) <= self.batch_rows else frame.iloc[offset : offset + self.batch_rows]
                 self.rows_read += len(part)

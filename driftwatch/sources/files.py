@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -67,18 +69,22 @@ class _FileSource:
     def _probe(self, path: str) -> None:
         """Raise if `path` alone cannot be opened (used to name a corrupt file)."""
 
-    def _read_file(self, window: FileWindow, path: str) -> Iterator[pa.RecordBatch]:
-        """The window's rows of one file: a `pyarrow.dataset` scan with projection, filter and little read-ahead."""
+    def _read_file(self, window: FileWindow, path: str, projection: list[str]) -> Iterator[pa.RecordBatch]:
+        """The window's rows of one file: a `pyarrow.dataset` scan with projection, filter and little read-ahead;
+        the timestamps (which the filter reads anyway) are noted in `window.newest`."""
+        ts = self.timestamp_column
         dataset = ds.dataset([path], format=window.format, schema=window.schema)
         scanner = dataset.scanner(
-            columns=window.projection,
+            columns=list(dict.fromkeys([*projection, ts])),
             filter=window.filter,
             batch_size=window.batch_rows,
             batch_readahead=_BATCH_READAHEAD,
             fragment_readahead=1,
         )
         with scanner.to_reader() as reader:
-            yield from reader
+            for batch in reader:
+                window._saw(batch.column(ts))
+                yield batch if ts in projection else batch.select(projection)
 
     def _unavailable(self, err: Exception, files: Sequence[str]) -> SourceUnavailable:
         message = one_line(err)
@@ -118,7 +124,7 @@ class FileWindow(Window):
         self._source = source
         self.files = tuple(source.files())
         self._stamps = {path: _stamp(source, path) for path in self.files}
-        self.projection = list(dict.fromkeys([*self.columns, source.timestamp_column]))  # stamps: `newest`
+        self.projection = list(dict.fromkeys(self.columns))
         self.schema = pa.schema([])  # of the first file, as `pyarrow.dataset` unifies it; other files are cast to it
         self.format: ds.FileFormat = ds.ParquetFileFormat()
         self.filter: ds.Expression = ds.scalar(True)
@@ -138,14 +144,16 @@ class FileWindow(Window):
             raise SchemaMismatch(
                 f"timestamp column '{ts}' has type {ts_type}, expected a timestamp", source=self.source
             )
-        bounds = timestamp_bound(self.start, ts_type), timestamp_bound(self.end, ts_type)
-        self.filter = (ds.field(ts) >= bounds[0]) & (ds.field(ts) < bounds[1])
+        self.bounds = timestamp_bound(self.start, ts_type), timestamp_bound(self.end, ts_type)
+        self.filter = (ds.field(ts) >= self.bounds[0]) & (ds.field(ts) < self.bounds[1])
 
-    def record_batches(self) -> Iterator[pa.RecordBatch]:
-        """One pass as arrow record batches of at most `batch_rows` rows (possibly empty ones), file by file."""
+    def record_batches(self, projection: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """One pass as arrow record batches of at most `batch_rows` rows (possibly empty ones), file by file,
+        holding `projection` (default: the window's columns)."""
+        projection = self.projection if projection is None else projection
         for path in self.files:
             self._check_unchanged(path)
-            batches = self._source._read_file(self, path)
+            batches = self._source._read_file(self, path, projection)
             while True:
                 try:
                     batch = next(batches)
@@ -160,7 +168,7 @@ class FileWindow(Window):
         rows, a CSV block ~1 MB), and many small batches would cost the counting per-batch overhead."""
         pending: list[pa.RecordBatch] = []
         held = 0
-        for batch in self.record_batches():
+        for batch in self.record_batches(list(dict.fromkeys(self.pass_columns))):
             while batch.num_rows:
                 take = min(batch.num_rows, self.batch_rows - held)
                 pending.append(batch.slice(0, take))
@@ -173,22 +181,18 @@ class FileWindow(Window):
             yield self._converted(pending)
 
     def _converted(self, batches: list[pa.RecordBatch]) -> pd.DataFrame:
-        return self._frame(self._columns_of(pa.Table.from_batches(batches)).to_pandas(strings_to_categorical=True))
-
-    def _columns_of(self, table: pa.Table) -> pa.Table:
-        """`table` without the timestamp column once its newest value is noted (unless it is a wanted column)."""
-        ts = self._source.timestamp_column
-        self._saw(table.column(ts))
-        return table if ts in self.columns else table.drop_columns([ts])
+        return pa.Table.from_batches(batches).to_pandas(strings_to_categorical=True)
 
     def to_frame(self) -> pd.DataFrame:
         """One pass as one frame, converted as a whole (string columns as pandas strings, like `read` always did)."""
         if not self.files:
             return self._empty()
         self.rows_read = 0
-        table = pa.Table.from_batches(list(self.record_batches()), schema=self._projected_schema())
+        schema = self._projected_schema()
+        batches = list(self.record_batches())
+        table = (pa.Table.from_batches(batches) if batches else schema.empty_table()).cast(schema)
         self.rows_read = table.num_rows
-        return self._frame(self._columns_of(table).to_pandas())
+        return self._frame(table.to_pandas())
 
     def _projected_schema(self) -> pa.Schema:
         return pa.schema([self.schema.field(name) for name in self.projection])
@@ -245,12 +249,15 @@ class ParquetSource(_FileSource):
     def _probe(self, path: str) -> None:
         pq.read_metadata(path)
 
-    def _read_file(self, window: FileWindow, path: str) -> Iterator[pa.RecordBatch]:
+    def _read_file(self, window: FileWindow, path: str, projection: list[str]) -> Iterator[pa.RecordBatch]:
         """The window's rows of one file, streamed page by page.
 
         A dataset scan decodes a whole row group at a time (a default pyarrow row group is 1Mi rows), so this
-        picks the row groups the filter may match from their statistics, reads them with `iter_batches` through
-        a buffered stream, then casts to the window's schema and filters each batch.
+        picks the row groups the filter may match from their statistics and reads them with `iter_batches`
+        through a buffered stream, string columns dictionary-encoded as stored (no Python strings). A row group
+        whose statistics put every timestamp inside the window is read without its timestamp column or the
+        filter (its newest timestamp, for `window.newest`, is its statistics' max); the others are cast to the
+        window's schema and filtered batch by batch (their newest timestamp read from the filtered rows).
         """
         fragment = window.format.make_fragment(os.path.abspath(path), _LOCAL)
         row_groups = [
@@ -260,13 +267,62 @@ class ParquetSource(_FileSource):
         ]
         if not row_groups:
             return
-        needed = list(dict.fromkeys([*window.projection, self.timestamp_column]))
-        target = pa.schema([window.schema.field(name) for name in needed])
-        with pq.ParquetFile(path, pre_buffer=False, buffer_size=_BUFFER_BYTES) as file:
-            present = [name for name in needed if name in file.schema_arrow.names]
-            for batch in file.iter_batches(window.batch_rows, row_groups=row_groups, columns=present):
-                table = _conformed(pa.Table.from_batches([batch]), target).filter(window.filter)
-                yield from table.select(window.projection).to_batches()
+        ts = self.timestamp_column
+        with pq.ParquetFile(path, pre_buffer=False, buffer_size=_BUFFER_BYTES, read_dictionary=_strings(path)) as file:
+            inside = _inside_window(file.metadata, ts, window.bounds)
+            for whole, run in itertools.groupby(row_groups, key=inside):
+                groups = list(run)
+                if whole:
+                    window._saw(_newest_of(file.metadata, ts, groups, window.bounds[0].type))
+                needed = projection if whole else list(dict.fromkeys([*projection, ts]))
+                target = pa.schema([_dictionary_of(window.schema.field(name)) for name in needed])
+                present = [name for name in needed if name in file.schema_arrow.names]
+                for batch in file.iter_batches(window.batch_rows, row_groups=groups, columns=present):
+                    table = _conformed(pa.Table.from_batches([batch]), target)
+                    if not whole:
+                        table = table.filter(window.filter)
+                        window._saw(table.column(ts))
+                    yield from (table if whole else table.select(projection)).to_batches()
+
+
+def _strings(path: str) -> list[str]:
+    """The string columns of a parquet file (read dictionary-encoded)."""
+    schema = pq.read_schema(path)
+    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+
+
+def _dictionary_of(field: pa.Field) -> pa.Field:
+    """A string field as its dictionary-encoded form (how `_read_file` reads it); other fields unchanged."""
+    if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+        return field.with_type(pa.dictionary(pa.int32(), field.type))
+    return field
+
+
+def _newest_of(metadata: pq.FileMetaData, ts: str, groups: list[int], ts_type: pa.DataType) -> pa.Array:
+    """The max timestamps of row groups (from their statistics; `_inside_window` checked they have them)."""
+    column = next(j for j in range(metadata.num_columns) if metadata.schema.column(j).path == ts)
+    return pa.array([metadata.row_group(g).column(column).statistics.max for g in groups], type=ts_type)
+
+
+def _inside_window(metadata: pq.FileMetaData, ts: str, bounds: tuple[pa.Scalar, pa.Scalar]) -> Callable[[int], bool]:
+    """Whether a row group's statistics put every timestamp in [bounds[0], bounds[1]) (no nulls); False when
+    unknown."""
+    column = next((j for j in range(metadata.num_columns) if metadata.schema.column(j).path == ts), None)
+
+    def inside(group: int) -> bool:
+        if column is None:
+            return False
+        stats = metadata.row_group(group).column(column).statistics
+        if stats is None or not stats.has_min_max or not stats.has_null_count or stats.null_count != 0:
+            return False
+        try:
+            low = pa.scalar(stats.min, type=bounds[0].type)
+            high = pa.scalar(stats.max, type=bounds[0].type)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            return False
+        return bool(pc.greater_equal(low, bounds[0]).as_py() and pc.less(high, bounds[1]).as_py())
+
+    return inside
 
 
 class CsvSource(_FileSource):
