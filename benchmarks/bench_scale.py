@@ -25,7 +25,14 @@ from the check's JSON against `scipy.stats.ks_2samp` on the same values (read co
 Targets (issue 13): peak RSS at 30M <= 1.5 GB and <= 1.3x the 1M figure; throughput >= 1.5M rows/s; whole-process
 check on 1M rows >= 3x faster than the naive baseline; |dKS| <= 1e-12.
 
+With `--pushdown` (issue 14) it then loads the window of `--pushdown-rows` rows (default: the largest size up to
+10M) into a throwaway PostgreSQL (Debian package, started as by the tests; COPY, one file at a time) and runs the
+same `check` against a `kind: sql` source with `pushdown: true`, once: wall time, rows/s and the daemon-side peak
+RSS (target <= 400 MB; PostgreSQL's own memory is not counted), and every statistic against the parquet check of
+the same rows (bit-equal, Wasserstein within 1e-12 relative). The default run is unchanged.
+
 Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 1e6,1e7,3e7] [--dir DIR] [--keep] [--repeats N]
+     [--pushdown [--pushdown-rows N]]
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ TARGET_RSS_GROWTH = 1.3
 TARGET_ROWS_PER_S = 1.5e6
 TARGET_NAIVE_RATIO = 3.0
 TARGET_DKS = 1e-12
+TARGET_PUSHDOWN_RSS_MB = 400.0
 
 
 def numeric_names(n: int = N_NUMERIC) -> list[str]:
@@ -222,15 +230,30 @@ class Child:
     stdout: Path
 
 
+#: Runs argv and writes its peak RSS (KiB) to a file. Children are started through it because Linux carries the
+#: peak RSS of the process that forks into the child's `ru_maxrss` at exec (measured: a bare `python -c pass`
+#: forked from a 800 MB parent reports 789 MB); this launcher is small, so the figure it writes is the child's own.
+LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_child(argv: list[str], stdout: Path, stderr: Path) -> Child:
-    """Run argv to completion; wall time and the peak RSS of exactly this child from os.wait4."""
+    """Run argv to completion; wall time, and the peak RSS of exactly this child (through LAUNCHER)."""
+    peak = stdout.with_suffix(".maxrss")
     with stdout.open("wb") as out, stderr.open("wb") as err:
         began = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(peak), *argv], stdout=out, stderr=err, cwd=ROOT)
+        _, status, _ = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - began
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Child(wall, usage.ru_maxrss / 1024, proc.returncode, stdout)
+    rss_kib = int(peak.read_text()) if peak.exists() else 0
+    return Child(wall, rss_kib / 1024, proc.returncode, stdout)
 
 
 def run_check(layout: Layout, rows: int, tag: str) -> Child:
@@ -322,6 +345,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reference-rows", type=int, default=1_000_000)
     parser.add_argument("--naive-max-rows", type=int, default=10_000_000, help="largest window for the baseline")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pushdown", action="store_true", help="also time a pushdown check on PostgreSQL")
+    parser.add_argument("--pushdown-rows", type=int, help="window rows for --pushdown (default: largest size <= 10M)")
     parser.add_argument("--naive-child", nargs=2, metavar=("REFERENCE", "WINDOW_DIR"), help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -354,7 +379,12 @@ def main() -> None:
         seconds = generate(layout, sizes, args.reference_rows, args.seed, args.row_group_rows)
         on_disk = sum(p.stat().st_size for p in layout.pool.glob("*.parquet")) + layout.reference.stat().st_size
         print(f"data: generated in {seconds:.0f}s, {on_disk / 2**30:.2f} GiB of parquet", flush=True)
-        measure(args, layout, sizes)
+        reports = measure(args, layout, sizes)
+        if args.pushdown:
+            rows = args.pushdown_rows or max((r for r in sizes if r <= 10_000_000), default=sizes[0])
+            if rows not in sizes:
+                raise SystemExit(f"--pushdown-rows {rows} must be one of --sizes")
+            measure_pushdown(layout, rows, reports[rows])
     finally:
         if args.keep:
             print(f"kept {root}")
@@ -362,7 +392,8 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def measure(args: argparse.Namespace, layout: Layout, sizes: list[int]) -> None:
+def measure(args: argparse.Namespace, layout: Layout, sizes: list[int]) -> dict[int, Path]:
+    """Time the parquet checks (and the naive baseline); returns each size's last check report (JSON file)."""
     cold = run_check(layout, sizes[0], "cold")  # builds and caches the reference profile
     print(
         f"cold check ({label(sizes[0])} rows, builds the profile): {cold.wall:.2f}s, peak RSS {cold.rss_mb:,.0f} MB",
@@ -441,6 +472,95 @@ def measure(args: argparse.Namespace, layout: Layout, sizes: list[int]) -> None:
         f"rss_growth={growth:.2f}x rows_per_s_{label(big)}={throughput[big] / 1e6:.2f}M "
         f"naive_ratio_1M={fmt(ratio_1m, '.2f')}x max_dks={dks:.2g} "
         f"targets_missed={','.join(k for k, v in ok.items() if not v) or 'none'}"
+    )
+    return {rows: result["checks"][-1].stdout for rows, result in results.items()}  # type: ignore[index]
+
+
+PUSHDOWN_TABLE = "window_rows"
+
+
+def load_postgres(url: str, layout: Layout, rows: int) -> float:
+    """COPY the window's files (one at a time, as CSV) into PUSHDOWN_TABLE; returns the seconds it took."""
+    import io
+
+    import psycopg
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    began = time.perf_counter()
+    columns = ["ts timestamptz"] + [f"{n} double precision" for n in numeric_names()]
+    columns += [f"{n} text" for n in categorical_names()]
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {PUSHDOWN_TABLE}")
+        conn.execute(f"CREATE TABLE {PUSHDOWN_TABLE} ({', '.join(columns)})")
+        for path in sorted(layout.window_dir(rows).glob("*.parquet")):
+            buffer = io.BytesIO()
+            pacsv.write_csv(pq.read_table(path), buffer)
+            with conn.cursor().copy(f"COPY {PUSHDOWN_TABLE} FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+                copy.write(buffer.getbuffer())
+            del buffer
+        conn.execute(f"ANALYZE {PUSHDOWN_TABLE}")
+    return time.perf_counter() - began
+
+
+def pushdown_config(layout: Layout, rows: int, url: str) -> Path:
+    """The window's parquet config with its source replaced by the PostgreSQL table, counted by pushdown."""
+    text = layout.config(rows).read_text()
+    head, _, tail = text.partition("sources:\n")
+    _, _, monitors = tail.partition("monitors:\n")
+    source = (
+        f'sources:\n  window:\n    kind: sql\n    url: "{url}"\n    table: {PUSHDOWN_TABLE}\n'
+        "    timestamp_column: ts\n    pushdown: true\n"
+    )
+    path = layout.root / f"config_{label(rows)}_pushdown.yaml"
+    path.write_text(head + source + "monitors:\n" + monitors)
+    return path
+
+
+def same_statistics(pushed: Path, streamed: Path) -> tuple[int, float]:
+    """(statistics that differ, max relative Wasserstein difference) between two check reports."""
+    a = json.loads(pushed.read_text())["monitors"][0]
+    b = json.loads(streamed.read_text())["monitors"][0]
+    differ, worst = int(a["rows"] != b["rows"]), 0.0
+    for name, want in b["features"].items():
+        for key, value in want.items():
+            have = a["features"][name][key]
+            if key == "wasserstein" and value is not None and have is not None:
+                worst = max(worst, abs(have - value) / max(abs(value), 1e-300))
+                differ += abs(have - value) > 1e-12 * abs(value)
+            else:
+                differ += have != value
+    return differ, worst
+
+
+def measure_pushdown(layout: Layout, rows: int, parquet_report: Path) -> None:
+    """Load the window into PostgreSQL, time one pushdown check and compare it with the parquet check."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from servers import postgres_server  # the tests' throwaway server (initdb, loopback, free port)
+
+    with postgres_server() as url:
+        loaded = load_postgres(url, layout, rows)
+        print(f"pushdown: loaded {label(rows)} rows into PostgreSQL in {loaded:.0f}s (COPY)", flush=True)
+        config = pushdown_config(layout, rows, url)
+        argv = [sys.executable, "-m", "driftwatch", "check", "-c", str(config), "--monitor", MONITOR]
+        argv += ["--at", window_end(layout, rows).isoformat(), "--format", "json"]
+        logs = layout.root / "logs"
+        child = run_child(argv, logs / f"pushdown_{label(rows)}.json", logs / f"pushdown_{label(rows)}.err")
+    if child.code not in (0, 1):
+        raise SystemExit(
+            f"pushdown check failed (exit {child.code}):\n{(logs / f'pushdown_{label(rows)}.err').read_text()}"
+        )
+    differ, worst = same_statistics(child.stdout, parquet_report)
+    streamed = json.loads(parquet_report.read_text())["monitors"][0]["rows"]["current"]
+    print(
+        f"pushdown {label(rows)}: check {child.wall:.2f}s ({rows / child.wall / 1e6:.2f}M rows/s), daemon peak RSS "
+        f"{child.rss_mb:.0f} MB (target <= {TARGET_PUSHDOWN_RSS_MB:.0f} MB); against the parquet check of the same "
+        f"{streamed:,} rows: {differ} statistics differ, max relative |dWasserstein| {worst:.2g}"
+    )
+    print(
+        f"RESULT pushdown rows={label(rows)} wall={child.wall:.1f}s rows_per_s={rows / child.wall / 1e6:.2f}M "
+        f"rss={child.rss_mb:.0f}MB differ={differ} max_rel_dw={worst:.2g} "
+        f"targets_missed={'rss' if child.rss_mb > TARGET_PUSHDOWN_RSS_MB else 'none'}"
     )
 
 

@@ -19,6 +19,9 @@ DEFAULT_BATCH_ROWS = 262_144
 MAX_BATCH_ROWS = 16 * 1024 * 1024
 BatchRows = Annotated[int, Field(ge=1, le=MAX_BATCH_ROWS)]
 
+#: Databases a sql source can count in (`pushdown: true`; the same tuple as `driftwatch.sources.pushdown`'s).
+PUSHDOWN_DIALECTS = ("postgresql", "sqlite")
+
 
 class FileSourceConfig(StrictModel):
     """Parquet or CSV files: one path or a glob."""
@@ -43,7 +46,8 @@ class FileSourceConfig(StrictModel):
 
 
 class SqlSourceConfig(StrictModel):
-    """A SQLAlchemy database: a `table`, or a `query` bound to the window by `:start` and `:end`."""
+    """A SQLAlchemy database: a `table`, or a `query` bound to the window by `:start` and `:end`; `pushdown`:
+    the database counts each window (only counts cross the wire)."""
 
     kind: Literal["sql"]
     url: str = Field(repr=False)
@@ -51,6 +55,7 @@ class SqlSourceConfig(StrictModel):
     query: str | None = None
     timestamp_column: Column
     batch_rows: BatchRows = DEFAULT_BATCH_ROWS
+    pushdown: bool = False
 
     @field_validator("url")
     @classmethod
@@ -81,6 +86,12 @@ class SqlSourceConfig(StrictModel):
     def _table_or_query(self) -> SqlSourceConfig:
         if (self.table is None) == (self.query is None):
             raise ValueError("set exactly one of 'table' or 'query'")
+        if self.pushdown:
+            from sqlalchemy.engine import make_url
+
+            backend = make_url(self.url).get_backend_name()
+            if backend not in PUSHDOWN_DIALECTS:
+                raise ValueError(f"pushdown supports {' and '.join(PUSHDOWN_DIALECTS)}, not {backend}")
         return self
 
     @property

@@ -153,6 +153,7 @@ def open_sources(config: Config) -> dict[str, DataSource]:
             query=getattr(s, "query", None),
             timeout=timeouts.get(name),
             batch_rows=s.batch_rows,
+            pushdown=getattr(s, "pushdown", False),
         )
         for name, s in config.sources.items()
     }
@@ -283,11 +284,16 @@ def _passes(profile: Profile, chunks: _Batches, executor: Executor | None, progr
 def _counted_passes(profile: Profile, window: CountingWindow, progress: Progress | None) -> Job:
     began = time.perf_counter()
     job = Job.start(profile)
-    while job.request is not None:
-        stage = job.request.stage
-        job = job.absorb(window.count(job.request))
-        if progress is not None:
-            progress(stage, window.rows_read, time.perf_counter() - began)
+    try:
+        while job.request is not None:
+            stage = job.request.stage
+            job = job.absorb(window.count(job.request))
+            if progress is not None:
+                progress(stage, window.rows_read, time.perf_counter() - began)
+    finally:
+        close = getattr(window, "close", None)  # a window holding a transaction across its passes ends it
+        if close is not None:
+            close()
     return job
 
 

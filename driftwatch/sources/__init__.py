@@ -50,11 +50,12 @@ def open_source(
     query: str | None = None,
     timeout: float | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    pushdown: bool = False,
 ) -> DataSource:
     """A source of `kind` (parquet, csv: `path` is a glob; sql: `url` with `table` or `query`).
 
     `timeout` bounds each wait on a database (connect, pool, statement) in seconds; `batch_rows` is the default
-    size of the batches its windows yield.
+    size of the batches its windows yield; `pushdown` (sql) counts windows in the database.
     """
     if kind in ("parquet", "csv"):
         if not path:
@@ -72,5 +73,6 @@ def open_source(
             timestamp_column=timestamp_column,
             timeout=timeout,
             batch_rows=batch_rows,
+            pushdown=pushdown,
         )
     raise SourceError(f"unknown source kind {kind!r} (expected one of {', '.join(KINDS)})", source=name)

@@ -83,7 +83,8 @@ class SqlSource:
     """Rows of a table (`table`, may be `schema.table`) or of a query using `:start` and `:end`.
 
     `timeout` (seconds) bounds connecting, waiting for a pooled connection and, on PostgreSQL, each statement,
-    so that a database that hangs ends the read with SourceUnavailable instead of holding its thread.
+    so that a database that hangs ends the read with SourceUnavailable instead of holding its thread. With
+    `pushdown`, windows count in the database (`driftwatch.sources.pushdown`): only partials cross the wire.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class SqlSource:
         timestamp_column: str,
         timeout: float | None = None,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        pushdown: bool = False,
     ) -> None:
         if (table is None) == (query is None):
             raise SourceError("give exactly one of table or query", source=name)
@@ -104,6 +106,7 @@ class SqlSource:
         self.table = table
         self.query = query
         self.timestamp_column = timestamp_column
+        self.pushdown = pushdown
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -126,7 +129,8 @@ class SqlSource:
     def describe(self) -> str:
         """One line with the redacted URL and the table or query."""
         what = f"table {self.table}" if self.table else "query"
-        return f"sql {self.redacted_url} {what} (timestamp column {self.timestamp_column})"
+        counted = ", pushdown" if self.pushdown else ""
+        return f"sql {self.redacted_url} {what} (timestamp column {self.timestamp_column}{counted})"
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -134,13 +138,19 @@ class SqlSource:
 
     def read(self, start: datetime, end: datetime, columns: Sequence[str]) -> pd.DataFrame:
         """Exactly `columns` for rows with start <= timestamp < end."""
-        return self.window(start, end, columns).to_frame()
+        return SqlWindow(self, start, end, columns, batch_rows=self.batch_rows).to_frame()
 
     def window(
         self, start: datetime, end: datetime, columns: Sequence[str], *, batch_rows: int | None = None
     ) -> SqlWindow:
-        """The window's rows streamed through a server-side cursor; each pass runs the query again."""
-        return SqlWindow(self, start, end, columns, batch_rows=self.batch_rows if batch_rows is None else batch_rows)
+        """The window's rows streamed through a server-side cursor; each pass runs the query again. With pushdown,
+        a `PushdownWindow` whose passes the database counts."""
+        rows = self.batch_rows if batch_rows is None else batch_rows
+        if self.pushdown:
+            from driftwatch.sources.pushdown import PushdownWindow  # imports this module
+
+            return PushdownWindow(self, start, end, columns, batch_rows=rows)
+        return SqlWindow(self, start, end, columns, batch_rows=rows)
 
     def _bounds(self, start: datetime, end: datetime, *, naive: bool) -> dict[str, Any]:
         if self.engine.dialect.name == "sqlite":
