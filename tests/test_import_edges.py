@@ -24,6 +24,10 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"runtime", "config", "sources", "engines", "outputs", "core", "__init__"},
 }
 ENTRY_POINTS = {"__init__", "__main__"}
+#: Deliberate upward imports, each made inside one method when it is called: (file, imported module).
+EXCEPTIONS = {
+    ("core/report.py", "driftwatch.outputs.web"),  # Report._repr_html_: a notebook asks for the web view's page
+}
 
 
 def layer_of(module: str) -> str:
@@ -68,7 +72,12 @@ def test_imports_follow_the_layer_order(path: Path):
     allowed = {own, "errors"} | ALLOWED.get(own, set())
     package = ".".join(("driftwatch", *path.relative_to(PACKAGE_DIR).with_suffix("").parts[:-1]))
     imports = imported_layers(path.read_text(encoding="utf-8"), package)
-    wrong = [f"line {line}: {name}" for line, name, layer in imports if layer not in allowed]
+    relative = path.relative_to(PACKAGE_DIR).as_posix()
+    wrong = [
+        f"line {line}: {name}"
+        for line, name, layer in imports
+        if layer not in allowed and (relative, name) not in EXCEPTIONS
+    ]
     assert wrong == [], f"{own} may import only {sorted(allowed)}"
 
 

@@ -20,6 +20,7 @@ class ServerConfig(StrictModel):
     external_url: str | None = None  # how others reach the daemon, for links in notifications
     api_token: SecretStr | None = None  # required by mutating API endpoints
     read_token: SecretStr | None = None  # when set, required by read endpoints too (not /metrics, /healthz)
+    ui_token: SecretStr | None = None  # when set, required by the web view's pages (else read_token, if set)
     shutdown_timeout: Duration = timedelta(seconds=30)  # longest wait for running monitors on SIGTERM
     max_concurrent_runs: Annotated[int, Field(ge=1, le=1024)] | None = (
         None  # runs reading at once (at start); None: the CPUs

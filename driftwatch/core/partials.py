@@ -34,7 +34,7 @@ on D, n and m. Partials are frozen; `merge` adds them; a chunk may be raw values
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from driftwatch.core.distribution import bin_shares
 from driftwatch.core.policy import Policy, evaluate, summarise
 from driftwatch.core.profile import NumericProfile, Profile, ProfileSettings, ReferenceGrid, bin_counts
 from driftwatch.core.report import FeatureStats, Report
@@ -527,8 +528,9 @@ class Job:
         """A job whose first request is pass 1 over every feature."""
         return cls(profile, Request(profile, 1, dict.fromkeys(profile.features)), {}, {})
 
-    def absorb(self, partial: Partial | None) -> Job:
-        """The job after its current pass counted `partial` (None: the window had no chunks)."""
+    def absorb(self, partial: Partial | None, executor: Executor | None = None) -> Job:
+        """The job after its current pass counted `partial` (None: the window had no chunks); features are
+        finished and planned on `executor`, if given."""
         if self.request is None:
             raise ValueError("the job is finished")
         stage = self.request.stage
@@ -543,10 +545,13 @@ class Job:
                 name: _NumericState(part) for name, part in partial.features.items() if isinstance(part, GridCounts)
             }
             categorical = {n: p for n, p in partial.features.items() if isinstance(p, CategoryCounts)}
-            return Job(self.profile, None, numeric, categorical)._next(1)
+            return Job(self.profile, None, numeric, categorical)._next(1, executor)
         states = dict(self.numeric)
-        for name, part in partial.features.items():
-            states[name] = _absorbed(self._numeric_profile(name), states[name], part)
+        parts = list(partial.features.items())
+        absorbed = _each(
+            lambda item: _absorbed(self._numeric_profile(item[0]), states[item[0]], item[1]), parts, executor
+        )
+        states.update(zip((name for name, _ in parts), absorbed, strict=True))
         return Job(self.profile, None, states, self.categorical)._next(stage)
 
     @property
@@ -560,12 +565,13 @@ class Job:
         assert isinstance(feature, NumericProfile)
         return feature
 
-    def _next(self, stage: int) -> Job:
+    def _next(self, stage: int, executor: Executor | None = None) -> Job:
         """This job with its next request: the first later pass that some feature needs."""
         states = dict(self.numeric)
         if stage == 1:
-            for name, state in states.items():
-                states[name] = _planned(self._numeric_profile(name), state)
+            items = list(states.items())
+            planned = _each(lambda item: _planned(self._numeric_profile(item[0]), item[1]), items, executor)
+            states = dict(zip((name for name, _ in items), planned, strict=True))
             jobs: dict[str, Any] = {n: s.cells for n, s in states.items() if s.cells is not None}
             if jobs:
                 return Job(self.profile, Request(self.profile, 2, jobs), states, self.categorical)
@@ -613,6 +619,11 @@ class Job:
             end,
             report.reason,
         )
+
+
+def _each(work: Callable[[Any], Any], items: list[Any], executor: Executor | None) -> list[Any]:
+    """`work` of every item, on `executor` when there is one and more than one item."""
+    return list(executor.map(work, items)) if executor and len(items) > 1 else [work(item) for item in items]
 
 
 def _empty_chunk(profile: Profile) -> dict[str, Any]:
@@ -724,6 +735,7 @@ def _numeric_stats(feature: NumericProfile, state: _NumericState, epsilon: float
         ks_pvalue=pvalue,
         js_distance=js_distance(feature.counts, counts.bins),
         wasserstein=wasserstein / std if std > 0 else None,
+        distribution=bin_shares(feature.edges, feature.counts, counts.bins),
     )
 
 
@@ -809,7 +821,7 @@ def count_window(profile: Profile, chunks: Iterable[Chunk], executor: Executor |
     job = Job.start(profile)
     while job.request is not None:
         request = job.request
-        job = job.absorb(merge(request.count(chunk, executor) for chunk in chunks))
+        job = job.absorb(merge(request.count(chunk, executor) for chunk in chunks), executor)
     return job
 
 

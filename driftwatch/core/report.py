@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from driftwatch.core.health import Health
 
+from driftwatch.core.distribution import Distribution
+
 FeatureKind = Literal["numeric", "categorical"]
 Status = Literal["ok", "insufficient_data", "no_data", "error"]
 
@@ -51,6 +53,7 @@ class FeatureStats:
     js_distance: float | None = None
     wasserstein: float | None = None
     new_categories: Mapping[str, float] = field(default_factory=dict)
+    distribution: Distribution | None = None  # chart data: shares per PSI bin or per category
 
     @property
     def test_pvalue(self) -> float | None:
@@ -94,6 +97,7 @@ class FeatureResult:
             "breaches": {k: v.label for k, v in self.breaches.items()},
             "thresholds": {k: {"warning": w, "critical": c} for k, (w, c) in self.thresholds.items()},
             "severity": self.severity.label,
+            "distribution": s.distribution.to_dict() if s.distribution is not None else None,
         }
 
 
@@ -137,6 +141,16 @@ class Report:
             "features": {r.name: r.to_dict() for r in self.features},
             "health": self.health.to_dict() if self.health is not None else None,
         } | ({"baseline": dict(self.baseline)} if self.baseline is not None else {})
+
+    def _repr_html_(self) -> str:
+        """The report as the web view's monitor page (a notebook shows it): `driftwatch.outputs.web.report_html`.
+
+        Presentation is imported only when asked for, so the core loads no templating (the one upward import
+        of the core, allowed by name in tests/test_import_edges.py).
+        """
+        from driftwatch.outputs.web import report_html
+
+        return report_html(self.to_dict())
 
 
 def _num(value: float | None) -> float | None:

@@ -21,6 +21,7 @@ import numpy.typing as npt
 import scipy.special
 from scipy.special import rel_entr
 
+from driftwatch.core.distribution import category_shares
 from driftwatch.core.profile import CategoricalProfile
 from driftwatch.core.report import FeatureStats
 from driftwatch.core.values import CategoryCounts, category_counts
@@ -120,6 +121,7 @@ def categorical_stats(
         chi2_statistic=chi2_statistic,
         chi2_pvalue=chi2_pvalue,
         new_categories=new,
+        distribution=category_shares(reference, counted.counts),
     )
 
 

@@ -43,6 +43,7 @@ from driftwatch.runtime.profiles import release_mapped_pages
 from driftwatch.runtime.scheduler import make_scheduler, schedule_monitor
 from driftwatch.runtime.stats_pool import stats_executor
 from driftwatch.runtime.store import RunRecord, Store, prune_interval
+from driftwatch.runtime.web import web_routes
 from driftwatch.sources import DataSource
 
 log = logging.getLogger("driftwatch.daemon")
@@ -521,7 +522,12 @@ def serve(daemon: Daemon) -> None:
     sock = listen(server_config.host, server_config.port)
     host, port = sock.getsockname()[:2]
     app = create_app(
-        daemon, [*alert_routes(daemon, daemon.alerting, daemon.store), *model_routes(daemon, daemon.models)]
+        daemon,
+        [
+            *alert_routes(daemon, daemon.alerting, daemon.store),
+            *model_routes(daemon, daemon.models),
+            *web_routes(daemon),
+        ],
     )
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off", timeout_graceful_shutdown=5))
     # uvicorn re-raises the signal that stopped it after restoring these handlers: make that harmless.
@@ -529,7 +535,12 @@ def serve(daemon: Daemon) -> None:
         signal.signal(sig, lambda *_: None)
     signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=_reload_quietly, args=(daemon,)).start())
     daemon.start()
-    log.info("serving metrics and API on http://%s:%d", host, port, extra={"host": host, "port": port})
+    log.info(
+        "serving the web view on http://%s:%d/ (metrics at /metrics, API at /api/v1)",
+        host,
+        port,
+        extra={"host": host, "port": port},
+    )
     try:
         server.run(sockets=[sock])
     finally:

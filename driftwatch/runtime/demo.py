@@ -75,9 +75,9 @@ def features(rng: np.random.Generator, rows: int, drift: float) -> pd.DataFrame:
     )
 
 
-def drift_at(elapsed: float, drift_after: float) -> float:
-    """The stream's drift `elapsed` seconds after the start: 0 until `drift_after`, then +1 per minute."""
-    return float(np.clip((elapsed - drift_after) / 60.0, 0.0, 1.5))
+def drift_at(elapsed: float, drift_after: float, speed: float = 1.0) -> float:
+    """The stream's drift `elapsed` seconds after the start: 0 until `drift_after`, then +`speed` per minute."""
+    return float(np.clip((elapsed - drift_after) * speed / 60.0, 0.0, 1.5))
 
 
 def write_batch(folder: Path, rng: np.random.Generator, end: datetime, seconds: float, drift: float) -> None:
@@ -102,14 +102,14 @@ def prepare(workdir: Path, host: str, port: int) -> Path:
     return config
 
 
-def stream(folder: Path, drift_after: float, stop: threading.Event, seed: int = 11) -> None:
+def stream(folder: Path, drift_after: float, stop: threading.Event, seed: int = 11, speed: float = 1.0) -> None:
     """Write production batches until `stop` is set; backfills the first 30 seconds."""
     rng = np.random.default_rng(seed)
     started = time.monotonic()
     write_batch(folder, rng, datetime.now(UTC), 30.0, 0.0)
     reported = 0.0
     while not stop.wait(FILE_EVERY_SECONDS):
-        drift = drift_at(time.monotonic() - started, drift_after)
+        drift = drift_at(time.monotonic() - started, drift_after, speed)
         write_batch(folder, rng, datetime.now(UTC), FILE_EVERY_SECONDS, drift)
         if drift - reported >= 0.25:
             log.info(
@@ -121,22 +121,32 @@ def stream(folder: Path, drift_after: float, stop: threading.Event, seed: int = 
                 old.unlink(missing_ok=True)
 
 
-def run_demo(workdir: Path, *, host: str = "127.0.0.1", port: int, drift_after: timedelta) -> None:
-    """Prepare the demo folder, start the stream, and run the daemon in the foreground."""
+def run_demo(
+    workdir: Path, *, host: str = "127.0.0.1", port: int, drift_after: timedelta, drift_speed: float = 1.0
+) -> None:
+    """Prepare the demo folder, start the stream (drifting `drift_speed` times as fast as by default), and run
+    the daemon in the foreground."""
     from driftwatch.runtime.daemon import Daemon, serve
 
     config = prepare(workdir, host, port)
     stop = threading.Event()
     writer = threading.Thread(
-        target=stream, args=(workdir / "prod", drift_after.total_seconds(), stop), name="demo-stream", daemon=True
+        target=stream,
+        args=(workdir / "prod", drift_after.total_seconds(), stop),
+        kwargs={"speed": drift_speed},
+        name="demo-stream",
+        daemon=True,
     )
     writer.start()
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     log.info(
-        "demo: data and config in %s/; metrics at http://%s:%d/metrics; the stream starts "
-        "drifting in %ds; Ctrl-C stops",
-        workdir,
-        host,
+        "demo: web view at http://%s:%d/ (monitor http://%s:%d/monitors/churn-inputs); data and config in %s/; "
+        "metrics at /metrics; the stream starts drifting in %ds; Ctrl-C stops",
+        shown,
         port,
+        shown,
+        port,
+        workdir,
         drift_after.total_seconds(),
     )
     try:

@@ -277,7 +277,7 @@ def _passes(profile: Profile, chunks: _Batches, executor: Executor | None, progr
             seen += _rows(next(iter(chunk.values()))) if chunk else 0
             if progress is not None:
                 progress(request.stage, seen, time.perf_counter() - began)
-        job = job.absorb(total)
+        job = job.absorb(total, executor)
     return job
 
 

@@ -273,6 +273,46 @@ class Store:
                 raise StoreError(f"state store {self.path}: cannot read runs ({err})") from err
         return [int(value) for (value,) in rows if isinstance(value, int) and value > 0]
 
+    def run_history(self, monitor: str, limit: int = 30, *, features: bool = True) -> list[dict[str, Any]]:
+        """The `limit` newest runs of `monitor`, oldest first: `{"started_at", "finished_at", "outcome", "severity",
+        "features": {NAME: {"psi", "ks_statistic", "severity"}}}` (features empty when `features` is False).
+
+        The statistics are picked out by SQLite's JSON functions, so the stored reports (with their chart data)
+        are never parsed whole in Python: what the web view's history charts and severity strips need.
+        """
+        newest = (
+            "SELECT id, started_at, finished_at, outcome, severity, report_json FROM runs WHERE monitor = ?"
+            " ORDER BY started_at DESC, id DESC LIMIT ?"
+        )
+        if features:
+            query = (
+                "SELECT r.id, r.started_at, r.finished_at, r.outcome, r.severity, f.key,"
+                " json_extract(f.value, '$.psi'), json_extract(f.value, '$.ks_statistic'),"
+                f" json_extract(f.value, '$.severity') FROM ({newest}) AS r"
+                " LEFT JOIN json_each(r.report_json, '$.features') AS f ORDER BY r.started_at, r.id, f.id"
+            )
+        else:
+            query = (
+                "SELECT id, started_at, finished_at, outcome, severity, NULL, NULL, NULL, NULL"
+                f" FROM ({newest}) ORDER BY started_at, id"
+            )
+        with self._lock:
+            rows = self._conn.execute(query, (monitor, limit)).fetchall()
+        runs: dict[int, dict[str, Any]] = {}
+        for ident, started, finished, outcome, severity, name, psi, ks, feature_severity in rows:
+            run = runs.get(ident)
+            if run is None:
+                run = runs[ident] = {
+                    "started_at": datetime.fromisoformat(started),
+                    "finished_at": datetime.fromisoformat(finished),
+                    "outcome": outcome,
+                    "severity": severity,
+                    "features": {},
+                }
+            if name is not None:
+                run["features"][name] = {"psi": psi, "ks_statistic": ks, "severity": feature_severity}
+        return list(runs.values())
+
     def check_writable(self) -> None:
         """Raise StoreError unless a real write (rolled back) succeeds."""
         with self._lock:
