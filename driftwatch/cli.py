@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from driftwatch.runtime.store import Store
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+#: The data-health alertnames (driftwatch.core.alerting.HEALTH_ALERTS; spelled here to keep startup cheap).
+HEALTH_ALERTNAMES = ("MissingValues", "VolumeDrop", "StaleData", "SchemaChanged", "NoData")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     silence = add_command(alert_commands, "silence", "mute matching alerts for a while", cmd_alerts_silence)
     silence.add_argument("--monitor")
     silence.add_argument("--feature")
-    silence.add_argument("--alertname", choices=["FeatureDrift", "DatasetDrift", "MonitorFailing", "ModelSwitched"])
+    silence.add_argument(
+        "--alertname",
+        choices=["FeatureDrift", "DatasetDrift", "MonitorFailing", "ModelSwitched", *HEALTH_ALERTNAMES],
+    )
     until = silence.add_mutually_exclusive_group(required=True)
     until.add_argument("--for", dest="duration", type=parse_duration, help="e.g. 2h")
     until.add_argument("--until", type=parse_time, help="ISO-8601 time (naive = UTC)")
@@ -215,12 +220,15 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"[{i}/{len(names)}] checking {name} ...", file=sys.stderr)
             monitor = prepare_monitor(name, config, profile_dir, sources)
             progress = progress_line(name) if sys.stderr.isatty() else None
-            result = run_monitor(monitor, at, stats_executor(), progress)
+            history = volume_history(Path(config.state.path), name, monitor.health.volume_runs)
+            result = run_monitor(monitor, at, stats_executor(), progress, history=history)
             if sys.stderr.isatty():
                 print("\r\033[K", end="", file=sys.stderr, flush=True)
             failed |= result.outcome == "error"
             if result.report is not None:
                 worst = max(worst, result.report.severity)
+            if result.health is not None:  # data health counts like drift; no data fails any --fail-on
+                worst = max(worst, result.health.severity)
             reference_rows = monitor.profile.rows if result.reference_rows is None else result.reference_rows
             outputs.append((name, result, reference_rows))
     finally:
@@ -337,6 +345,20 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         f"{ends[-1]:%Y-%m-%d %H:%M:%S} UTC ({summary}) in {config.state.path}"
     )
     return EXIT_OK
+
+
+def volume_history(state_path: Path, monitor: str, runs: int) -> list[int]:
+    """Rows of the monitor's latest successful runs in the daemon's state store, if it has one (else none)."""
+    from driftwatch.runtime.store import Store
+
+    if not state_path.is_file():
+        return []
+    try:
+        with Store(state_path) as store:
+            return store.recent_rows(monitor, runs)
+    except DriftwatchError as err:
+        logging.getLogger("driftwatch.cli").warning("volume signal without history: %s", err)
+        return []
 
 
 def cmd_report(args: argparse.Namespace) -> int:

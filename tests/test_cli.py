@@ -108,14 +108,15 @@ def test_check_exits_0_without_drift(tmp_path: Path) -> None:
     assert report["rows"] == {"reference": 5000, "current": 2000}
 
 
-def test_check_with_too_few_rows_says_so(workdir: Path) -> None:
-    """A window with fewer rows than min_rows reports insufficient_data, not a fake zero."""
+def test_check_with_an_empty_window_says_no_data(workdir: Path) -> None:
+    """An empty window is status no_data (not a fake zero) and fails the gate with exit 1."""
     done = driftwatch("check", "-c", "driftwatch.yaml", "--format", "json", "--at", "2001-01-01T00:00:00", cwd=workdir)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr
     for report in json.loads(done.stdout)["monitors"]:
-        assert report["status"] == "insufficient_data"
+        assert report["status"] == "no_data"
         assert report["severity"] is None and report["features"] == {}
-        assert "fewer than min_rows 100" in report["reason"]
+        assert "no rows in the window" in report["reason"]
+        assert report["health"]["severity"] == "critical"
 
 
 def test_check_source_error_exits_2(workdir: Path) -> None:

@@ -137,6 +137,7 @@ def test_monitors_lists_every_monitor(client: TestClient):
         "error": None,
         "runs_total": 1,
         "failures_total": 0,
+        "health": None,
     }
 
 
@@ -157,6 +158,7 @@ def test_monitors_lists_every_monitor(client: TestClient):
                 "error": "cannot read postgresql://app:***@db/prod",
                 "runs_total": 2,
                 "failures_total": 1,
+                "health": None,
             },
             id="failed-run-redacted",
         ),
@@ -174,6 +176,7 @@ def test_monitors_lists_every_monitor(client: TestClient):
                 "error": None,
                 "runs_total": 0,
                 "failures_total": 0,
+                "health": None,
             },
             id="never-ran",
         ),

@@ -13,12 +13,20 @@ from driftwatch.config.base import NAME, StrictModel, resolve_path
 from driftwatch.config.durations import Duration
 
 
+class DataLossConfig(StrictModel):
+    """Switch also after `after_runs` consecutive data-loss runs of a monitor (failed, no data, critical health)."""
+
+    after_runs: int = Field(default=3, ge=1)
+
+
 class SwitchConfig(StrictModel):
-    """When to switch to the next fallback: `after_runs` consecutive runs at `on`, at most once per `min_dwell`."""
+    """When to switch to the next fallback: `after_runs` consecutive runs at `on`, at most once per `min_dwell`;
+    with `data_loss`, also after sustained loss of data."""
 
     on: Literal["warning", "critical"] = "critical"
     after_runs: int = Field(default=2, ge=1)
     min_dwell: Duration = timedelta(minutes=30)
+    data_loss: DataLossConfig | None = None
 
 
 class RestoreConfig(StrictModel):

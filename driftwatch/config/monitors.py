@@ -12,7 +12,9 @@ from pydantic import AliasPath, Field, FiniteFloat, ValidationInfo, field_serial
 
 from driftwatch.config.base import Column, Columns, ProblemAt, StrictModel, resolve_path
 from driftwatch.config.durations import Duration, WindowDuration, format_duration
+from driftwatch.config.health import HealthConfig, disabled_health
 from driftwatch.core.calibration import CalibrationRule
+from driftwatch.core.health import HealthPolicy
 from driftwatch.core.policy import DEFAULT_THRESHOLDS, LOWER_IS_WORSE, Level, Policy, Significance, check_level
 from driftwatch.core.profile import ProfileSettings
 
@@ -220,6 +222,7 @@ class MonitorConfig(StrictModel):
     significance: SignificanceConfig | None = SignificanceConfig()
     timeout: Duration = timedelta(minutes=10)
     alerts: MonitorAlerts = MonitorAlerts()
+    health: HealthConfig | None = HealthConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -279,6 +282,12 @@ class MonitorConfig(StrictModel):
             drift_share=self.drift_share.level(),
             significance=Significance(significance.alpha, significance.correction) if significance else None,
         )
+
+    def health_policy(self) -> HealthPolicy:
+        """The core's data-health policy (defaults, or the `health:` mapping)."""
+        if self.health is None:
+            return disabled_health()
+        return self.health.policy(self.window, self.policy().significance)
 
     def profile_settings(self) -> ProfileSettings:
         """The core's reference-profile settings."""

@@ -17,6 +17,10 @@ last notification (or at once when the observation says the condition `changed`)
 that ends the alert, and otherwise "refresh". Refreshes are only for sinks that need an active alert
 re-posted (Alertmanager); other sinks ignore them, which makes a de-escalation silent for them.
 
+Data-health alerts (`observe_health`, one alertname per signal of `driftwatch.core.health`): `MissingValues`
+(subject: the feature), `VolumeDrop`, `StaleData` (subject "dataset"), `SchemaChanged` and `NoData` (subject
+"monitor"). Each evaluated signal is an observation at its severity; a signal not evaluated in a run holds.
+
 `ModelSwitched` (subject: the model) is observed by the model switching shell, not by `observe_report`:
 critical while the model serves a version other than its primary, clean once it is back; it fires and
 resolves at once (`model_switched_rules`), and a move to another fallback is a `changed` observation.
@@ -32,9 +36,20 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from driftwatch.core.health import Health
 from driftwatch.core.report import Report, Severity
 
-AlertName = Literal["FeatureDrift", "DatasetDrift", "MonitorFailing", "ModelSwitched"]
+AlertName = Literal[
+    "FeatureDrift",
+    "DatasetDrift",
+    "MonitorFailing",
+    "ModelSwitched",
+    "MissingValues",
+    "VolumeDrop",
+    "StaleData",
+    "SchemaChanged",
+    "NoData",
+]
 Phase = Literal["pending", "firing"]
 NotifyStatus = Literal["firing", "resolved"]
 NotifyReason = Literal["fired", "repeat", "escalated", "refresh", "resolved"]
@@ -43,6 +58,16 @@ ALERT_NAMES: tuple[str, ...] = get_args(AlertName)
 MODEL_SWITCHED = "ModelSwitched"
 DATASET_SUBJECT = "dataset"
 MONITOR_SUBJECT = "monitor"
+#: The alertname of each data-health signal, and the subject of its alert (None: the signal's feature).
+HEALTH_ALERTS: Mapping[str, tuple[str, str | None]] = {
+    "missing_share": ("MissingValues", None),
+    "volume": ("VolumeDrop", DATASET_SUBJECT),
+    "freshness": ("StaleData", DATASET_SUBJECT),
+    "schema": ("SchemaChanged", MONITOR_SUBJECT),
+    "no_data": ("NoData", MONITOR_SUBJECT),
+}
+#: Alertnames whose subject is a feature (silences and events match it as `feature`).
+FEATURE_ALERTS: frozenset[str] = frozenset({"FeatureDrift", "MissingValues"})
 #: Statistics of a feature copied into the details of its FeatureDrift observation.
 FEATURE_DETAIL_STATS: tuple[str, ...] = (
     "psi",
@@ -211,8 +236,10 @@ def observe_report(monitor: str, report: Report | None, outcome: str, error: str
         return (Observation(failing, Severity.CRITICAL, {"error": error}),)
     if outcome == "insufficient_data":
         return (Observation(failing, Severity.WARNING, {"reason": error}),)
+    if outcome == "no_data":  # the NoData alert (observe_health) says it; drift and failure alerts hold
+        return ()
     if outcome != "ok":
-        raise ValueError(f"unknown run outcome {outcome!r} (expected ok, error or insufficient_data)")
+        raise ValueError(f"unknown run outcome {outcome!r} (expected ok, error, insufficient_data or no_data)")
     if report is None:
         raise ValueError("a run with outcome 'ok' must have a report")
     if report.status != "ok":
@@ -237,6 +264,32 @@ def observe_report(monitor: str, report: Report | None, outcome: str, error: str
     }
     observations.append(Observation(AlertKey(monitor, DATASET_SUBJECT, "DatasetDrift"), report.severity, dataset))
     observations.append(Observation(failing, Severity.OK, {}))
+    return tuple(observations)
+
+
+def observe_health(
+    monitor: str, health: Health | None, window: Mapping[str, Any] | None = None
+) -> tuple[Observation, ...]:
+    """One observation per evaluated data-health signal of a run (none when health was not assessed)."""
+    if health is None:
+        return ()
+    observations = []
+    for signal in health.signals:
+        alertname, subject = HEALTH_ALERTS[signal.name]
+        details: dict[str, Any] = {
+            signal.name: signal.value,
+            "baseline": signal.baseline,
+            "detail": signal.detail,
+            "thresholds": {"warning": signal.level.warning, "critical": signal.level.critical}
+            if signal.level
+            else None,
+        }
+        if signal.pvalue is not None:
+            details["adjusted_pvalue"] = signal.pvalue
+        if window is not None:
+            details["window"] = dict(window)
+        key = AlertKey(monitor, subject or signal.subject, alertname)
+        observations.append(Observation(key, signal.severity, details))
     return tuple(observations)
 
 
@@ -282,7 +335,7 @@ def step(
 
 def _removed_feature(key: AlertKey, unjudged: Mapping[str, frozenset[str]]) -> bool:
     """True for an unobserved FeatureDrift key of a judged monitor whose report did not list the feature."""
-    return key.alertname == "FeatureDrift" and key.monitor in unjudged and key.subject not in unjudged[key.monitor]
+    return key.alertname in FEATURE_ALERTS and key.monitor in unjudged and key.subject not in unjudged[key.monitor]
 
 
 def _hold(state: AlertState, now: datetime) -> tuple[AlertState, Notify | None]:

@@ -14,10 +14,17 @@ Counting (`on_monitor_run`):
   severity still reaches `rules.on` (someone else still drifts), and is otherwise *clean*
   (clean_runs += 1, breaching_runs = 0).
 
-Deciding (after counting, on every ok run):
+Data loss (only when `rules.data_loss_after_runs` is set): a run with `data_loss` (it failed, found no data,
+or its data health was critical) adds one to `data_loss_runs[monitor]` and sets clean_runs = 0; any other run of
+that monitor clears its count. A data-loss run never counts as clean, and while any monitor's count is above 0
+the other monitors' low-severity runs hold instead of counting clean. Without the rule data loss is not counted
+and a failed run holds as above.
+
+Deciding (after counting, on every ok run, and on every data-loss run when data loss is counted):
 - fallback when breaching_runs >= after_runs: to the version after the decided one in `spec.versions`;
+- fallback when some monitor's data_loss_runs >= data_loss_after_runs, the same way;
 - restore when the decided version is not the primary and clean_runs >= restore_after_runs: to the primary.
-A switch resets both counts. It is blocked, with a `NoChange` naming the reason, when the model is pinned
+A switch resets every count. It is blocked, with a `NoChange` naming the reason, when the model is pinned
 ("pinned"), when there is nowhere to go ("no fallback left"), or by the dwell guard
 ("min_dwell not reached (12m of 30m)"). A blocked decision is reported on *every* run on which its condition
 holds (the shell logs `NoChange` at debug level); the counts keep growing, so the switch happens on the
@@ -63,6 +70,7 @@ class SwitchRules:
     after_runs: int = 2
     min_dwell: timedelta = timedelta(minutes=30)
     restore_after_runs: int | None = 6
+    data_loss_after_runs: int | None = None  # None: data loss does not switch
 
     def __post_init__(self) -> None:
         if self.on <= Severity.OK:
@@ -73,6 +81,8 @@ class SwitchRules:
             raise ValueError(f"switch.min_dwell must not be negative, not {self.min_dwell}")
         if self.restore_after_runs is not None and self.restore_after_runs < 1:
             raise ValueError(f"restore.after_runs must be >= 1, not {self.restore_after_runs}")
+        if self.data_loss_after_runs is not None and self.data_loss_after_runs < 1:
+            raise ValueError(f"switch.data_loss.after_runs must be >= 1, not {self.data_loss_after_runs}")
 
     def breaching(self, severity: int) -> bool:
         """True when a run of `severity` counts as drift for switching."""
@@ -123,6 +133,7 @@ class ModelState:
     monitor_severity: Mapping[str, int]
     dry_run_active: str | None = None
     last_switch_at: datetime | None = None
+    data_loss_runs: Mapping[str, int] = field(default_factory=dict)  # consecutive data-loss runs per monitor
 
     @property
     def decided(self) -> str:
@@ -144,6 +155,7 @@ class ModelState:
             "monitor_severity": {str(k): int(v) for k, v in self.monitor_severity.items()},
             "dry_run_active": self.dry_run_active,
             "last_switch_at": self.last_switch_at.isoformat() if self.last_switch_at is not None else None,
+            "data_loss_runs": {str(k): int(v) for k, v in self.data_loss_runs.items()},
         }
 
     @classmethod
@@ -164,17 +176,20 @@ class ModelState:
             monitor_severity={str(k): int(v) for k, v in (d.get("monitor_severity") or {}).items()},
             dry_run_active=str(dry) if dry is not None else None,
             last_switch_at=datetime.fromisoformat(last) if last is not None else None,
+            data_loss_runs={str(k): int(v) for k, v in (d.get("data_loss_runs") or {}).items()},
         )
 
 
 @dataclass(frozen=True)
 class MonitorOutcome:
-    """One run of a monitor feeding a model; `ok=False`: the run failed or had no data (it holds)."""
+    """One run of a monitor feeding a model; `ok=False`: the run failed or had no data (it holds);
+    `data_loss`: it failed, had no data or its data health was critical (counted when the model switches on it)."""
 
     monitor: str
     ok: bool
     severity: Severity
     details: Mapping[str, Any] = field(default_factory=dict)
+    data_loss: bool = False
 
 
 @dataclass(frozen=True)
@@ -227,23 +242,41 @@ def on_monitor_run(
     _check_model(spec, state)
     if not spec.dry_run and state.dry_run_active is not None:
         state = replace(state, dry_run_active=None)  # dry run was switched off: reality is what is active
-    if not outcome.ok:
-        return state, ()
     rules = spec.rules
-    severities = {**state.monitor_severity, outcome.monitor: int(outcome.severity)}
-    state = replace(state, monitor_severity=severities)
-    if rules.breaching(outcome.severity):
-        state = replace(state, breaching_runs=state.breaching_runs + 1, clean_runs=0)
-    elif not any(rules.breaching(s) for m, s in severities.items() if m != outcome.monitor):
-        state = replace(state, clean_runs=state.clean_runs + 1, breaching_runs=0)
+    counting_loss = rules.data_loss_after_runs is not None
+    if counting_loss:
+        state = _count_data_loss(state, outcome)
+    if not outcome.ok and not (counting_loss and outcome.data_loss):
+        return state, ()
+    severities = dict(state.monitor_severity)
+    if outcome.ok:
+        severities[outcome.monitor] = int(outcome.severity)
+        state = replace(state, monitor_severity=severities)
+        others_lost = any(n > 0 for m, n in state.data_loss_runs.items() if m != outcome.monitor)
+        if rules.breaching(outcome.severity):
+            state = replace(state, breaching_runs=state.breaching_runs + 1, clean_runs=0)
+        elif not (counting_loss and (outcome.data_loss or others_lost)) and not any(
+            rules.breaching(s) for m, s in severities.items() if m != outcome.monitor
+        ):
+            state = replace(state, clean_runs=state.clean_runs + 1, breaching_runs=0)
 
     current = _current(spec, state)
+    lost_monitor, lost_runs = max(
+        state.data_loss_runs.items(), key=lambda item: (item[1], item[0] == outcome.monitor), default=("", 0)
+    )
     if state.breaching_runs >= rules.after_runs:
         target = _next_fallback(spec, current)
         direction: Direction = "fallback"
         reason = (
             f"{outcome.monitor} {outcome.severity.label}: {state.breaching_runs} consecutive runs at or above "
             f"{rules.on.label} (after_runs {rules.after_runs})"
+        )
+    elif rules.data_loss_after_runs is not None and lost_runs >= rules.data_loss_after_runs:
+        target = _next_fallback(spec, current)
+        direction = "fallback"
+        reason = (
+            f"{lost_monitor} data loss: {lost_runs} consecutive data-loss runs "
+            f"(data_loss after_runs {rules.data_loss_after_runs})"
         )
     elif (
         current != spec.primary
@@ -272,6 +305,9 @@ def on_monitor_run(
         "breaching_runs": state.breaching_runs,
         "clean_runs": state.clean_runs,
     }
+    if counting_loss:
+        details["data_loss"] = outcome.data_loss
+        details["data_loss_runs"] = dict(sorted(state.data_loss_runs.items()))
     new_state = _moved(spec, state, target, reason=reason, actor="auto", pinned=state.pinned, now=now)
     switch = Switch(spec.name, current, target, direction, "auto", reason, now, spec.dry_run, new_state.pinned, details)
     return new_state, (switch,)
@@ -350,8 +386,18 @@ def _moved(
         actor=actor,
         breaching_runs=0,
         clean_runs=0,
+        data_loss_runs={},
         state_version=state.state_version + 1,
     )
+
+
+def _count_data_loss(state: ModelState, outcome: MonitorOutcome) -> ModelState:
+    """`state` with the monitor's consecutive data-loss runs counted (a data-loss run also ends a clean streak)."""
+    losses = {m: n for m, n in state.data_loss_runs.items() if m != outcome.monitor}
+    if outcome.data_loss:
+        losses[outcome.monitor] = state.data_loss_runs.get(outcome.monitor, 0) + 1
+        return replace(state, data_loss_runs=losses, clean_runs=0)
+    return replace(state, data_loss_runs=losses)
 
 
 def _bump(state: ModelState, *, reason: str, actor: str, pinned: bool) -> ModelState:

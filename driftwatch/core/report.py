@@ -7,12 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from driftwatch.core.health import Health
 
 from driftwatch.core.distribution import Distribution
 
 FeatureKind = Literal["numeric", "categorical"]
-Status = Literal["ok", "insufficient_data", "error"]
+Status = Literal["ok", "insufficient_data", "no_data", "error"]
 
 
 class Severity(IntEnum):
@@ -113,6 +116,7 @@ class Report:
     window_end: datetime | None = None
     reason: str | None = None
     baseline: Mapping[str, Any] | None = None  # what the reference was: file or source window, rows, calibration
+    health: Health | None = None  # the data-health signals of the run (driftwatch.core.health), if assessed
 
     def feature(self, name: str) -> FeatureResult:
         """The result of feature `name` (KeyError if it was not compared)."""
@@ -135,6 +139,7 @@ class Report:
             "severity": self.severity.label,
             "drift_share": _num(self.drift_share),
             "features": {r.name: r.to_dict() for r in self.features},
+            "health": self.health.to_dict() if self.health is not None else None,
         } | ({"baseline": dict(self.baseline)} if self.baseline is not None else {})
 
     def _repr_html_(self) -> str:

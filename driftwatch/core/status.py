@@ -6,9 +6,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
+from driftwatch.core.health import Health
 from driftwatch.core.report import Report
 
-Outcome = Literal["never", "ok", "insufficient_data", "error"]
+Outcome = Literal["never", "ok", "insufficient_data", "no_data", "error"]
 
 #: Run duration histogram buckets in seconds (up to 15 minutes).
 DURATION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900)
@@ -50,11 +51,12 @@ class MonitorStatus:
     skipped_total: int = 0
     rows_read: int | None = None  # rows read so far by the pass of the run in progress (None: no run going)
     durations: DurationHistogram = field(default_factory=DurationHistogram)
+    health: Health | None = None  # the data-health signals of the last run (None: not assessed)
 
     @property
     def up(self) -> bool:
-        """True unless the last run failed (a run skipped for insufficient data is not a failure)."""
-        return self.outcome in ("ok", "insufficient_data")
+        """True unless the last run failed (a run skipped for insufficient or no data is not a failure)."""
+        return self.outcome in ("ok", "insufficient_data", "no_data")
 
     def after_run(
         self,
@@ -64,6 +66,7 @@ class MonitorStatus:
         seconds: float,
         report: Report | None = None,
         error: str | None = None,
+        health: Health | None = None,
     ) -> MonitorStatus:
         """This status after a run that ended at `finished` with `outcome`."""
         return replace(
@@ -78,6 +81,7 @@ class MonitorStatus:
             failures_total=self.failures_total + (outcome == "error"),
             durations=self.durations.observe(seconds),
             rows_read=None,
+            health=health,
         )
 
     def reading(self, rows: int) -> MonitorStatus:

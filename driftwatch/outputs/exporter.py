@@ -68,6 +68,7 @@ class DriftCollector(Collector):
         families = [
             *_feature_families(statuses),
             *_monitor_families(statuses),
+            *_health_families(statuses),
             _run_duration_family(statuses),
             _gauge(
                 "driftwatch_build_info",
@@ -174,6 +175,68 @@ def _monitor_values(status: MonitorStatus) -> dict[str, float | None]:
         "driftwatch_monitor_last_success_timestamp_seconds": _unix(status.last_success),
         "driftwatch_monitor_rows_read": None if status.rows_read is None else float(status.rows_read),
     }
+
+
+#: Gauges of one data-health signal's value: signal -> (metric name, labels, HELP).
+HEALTH_VALUES: Mapping[str, tuple[str, list[str], str]] = {
+    "missing_share": (
+        "driftwatch_feature_missing_share_increase",
+        ["monitor", "feature"],
+        "Missing share of the feature in the last run minus its missing share in the reference.",
+    ),
+    "volume": (
+        "driftwatch_monitor_volume_drop_ratio",
+        ["monitor"],
+        "Drop of the last run's rows below the median rows of the latest successful runs (0 when not lower).",
+    ),
+    "freshness": (
+        "driftwatch_monitor_data_age_seconds",
+        ["monitor"],
+        "Age of the newest row of the last run's window at the window's end.",
+    ),
+}
+
+
+def _health_families(statuses: Mapping[str, MonitorStatus]) -> list[Metric]:
+    """Data-health metrics of each monitor's last run: severities per signal, values, and the volume baseline."""
+    severity: list[tuple[list[str], float]] = []
+    worst: list[tuple[list[str], float]] = []
+    values: dict[str, list[tuple[list[str], float]]] = {signal: [] for signal in HEALTH_VALUES}
+    baseline: list[tuple[list[str], float]] = []
+    for name, status in statuses.items():
+        health = status.health
+        if health is None:
+            continue
+        worst.append(([name], float(int(health.severity))))
+        for signal in health.signals:
+            severity.append(([name, signal.name, signal.feature or ""], float(int(signal.severity))))
+            value = _known(signal.value)
+            if signal.name in values and value is not None:
+                values[signal.name].append(([name, signal.feature] if signal.feature else [name], value))
+            if signal.name == "volume" and signal.baseline is not None:
+                baseline.append(([name], float(signal.baseline)))
+    families: list[Metric] = [
+        _gauge(
+            "driftwatch_monitor_health_severity",
+            "Worst data-health severity of the monitor's last run: 0 ok, 1 warning, 2 critical.",
+            ["monitor"],
+            worst,
+        ),
+        _gauge(
+            "driftwatch_health_severity",
+            "Severity of one data-health signal in the monitor's last run (feature empty for dataset signals).",
+            ["monitor", "signal", "feature"],
+            severity,
+        ),
+        _gauge(
+            "driftwatch_monitor_volume_baseline_rows",
+            "Median rows of the latest successful runs, the baseline of the volume signal.",
+            ["monitor"],
+            baseline,
+        ),
+    ]
+    families += [_gauge(metric, doc, labels, values[signal]) for signal, (metric, labels, doc) in HEALTH_VALUES.items()]
+    return families
 
 
 def _run_duration_family(statuses: Mapping[str, MonitorStatus]) -> Metric:

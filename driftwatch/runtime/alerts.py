@@ -20,12 +20,14 @@ from typing import Any
 
 from driftwatch.config import Config
 from driftwatch.core.alerting import (
+    FEATURE_ALERTS,
     MODEL_SWITCHED,
     AlertKey,
     AlertState,
     Notify,
     Observation,
     model_switched_rules,
+    observe_health,
     observe_report,
     step,
 )
@@ -98,7 +100,7 @@ def notification_event(notify: Notify, policy: Policy | None, base_url: str) -> 
         "alertname": key.alertname,
         "monitor": key.monitor,
         "subject": key.subject,
-        "feature": key.subject if key.alertname == "FeatureDrift" else None,
+        "feature": key.subject if key.alertname in FEATURE_ALERTS else None,
         "status": notify.status,
         "severity": notify.severity.label if notify.severity else "warning",
         "reason": notify.reason,
@@ -144,7 +146,11 @@ class Alerting:
 
     def after_run(self, config: Config, monitor: str, result: RunResult, policy: Policy, now: datetime) -> None:
         """Step the lifecycle of `monitor` with this run's outcome and enqueue what must be sent."""
-        observations = observe_report(monitor, result.report, result.outcome, result.error)
+        window = {"start": result.start.isoformat(), "end": result.end.isoformat()}
+        observations = (
+            *observe_report(monitor, result.report, result.outcome, result.error),
+            *observe_health(monitor, result.health, window),
+        )
         self.apply(config, monitor, observations, policy, now)
 
     def apply(
@@ -206,7 +212,7 @@ class Alerting:
         deliveries = []
         for notify in notifications:
             key = notify.key
-            feature = key.subject if key.alertname == "FeatureDrift" else None
+            feature = key.subject if key.alertname in FEATURE_ALERTS else None
             if any(s.matches(key.monitor, feature, key.alertname) for s in silences):
                 if notify.reason != "refresh":
                     log.info("alert %s %s (%s) silenced", key.to_str(), notify.status, notify.reason)

@@ -250,7 +250,9 @@ class Daemon:
                 if run.slot is None:
                     result = self._no_slot(run)
                 else:
-                    result = run_monitor(monitor, run.now, stats_executor(), self._progress_of(monitor.name))
+                    history = self._volume_history(monitor)
+                    progress = self._progress_of(monitor.name)
+                    result = run_monitor(monitor, run.now, stats_executor(), progress, history)
             except Exception as err:  # a bug must not kill the monitor: record it as a failed run
                 log.exception("monitor %s: run crashed", monitor.name)
                 result = RunResult("error", run.now - monitor.config.window, run.now, error=f"internal error: {err!r}")
@@ -274,6 +276,14 @@ class Daemon:
                 if self._in_flight.get(monitor.name) is run:
                     del self._in_flight[monitor.name]
                 self._idle.notify_all()
+
+    def _volume_history(self, monitor: Monitor) -> list[int]:
+        """Rows of the monitor's latest successful runs (the volume signal's baseline); none if unreadable."""
+        try:
+            return self.store.recent_rows(monitor.name, monitor.health.volume_runs)
+        except DriftwatchError as err:
+            log.warning("monitor %s: volume signal without history: %s", monitor.name, err)
+            return []
 
     def _progress_of(self, name: str) -> Progress:
         """A run's progress callback: the rows-read gauge, and a log line every 10 s once a run passes 5 s."""
@@ -337,7 +347,12 @@ class Daemon:
         with self._lock:
             current = self._statuses.get(monitor.name) or MonitorStatus(monitor.name, "")
             status = current.after_run(
-                result.outcome, finished=finished, seconds=seconds, report=result.report, error=result.error
+                result.outcome,
+                finished=finished,
+                seconds=seconds,
+                report=result.report,
+                error=result.error,
+                health=result.health,
             )
             self._statuses = {**self._statuses, monitor.name: status}
         log_result(monitor.name, result, seconds)
@@ -449,7 +464,20 @@ class Daemon:
 
 
 def log_result(name: str, result: RunResult, seconds: float) -> None:
-    """One log line per run: severity, drift share and the features that breached, or why there is no report."""
+    """One log line per run: severity, drift share and the features that breached, or why there is no report;
+    then the data-health signals that are not ok."""
+    health = result.health
+    unhealthy = [s for s in health.signals if s.severity > 0] if health is not None else []
+    if unhealthy and health is not None:
+        log.warning(
+            "monitor %s: data health %s: %s",
+            name,
+            health.severity.label,
+            "; ".join(
+                f"{s.name}{' ' + s.feature if s.feature else ''} {s.severity.label} ({s.detail})" for s in unhealthy
+            ),
+            extra={"monitor": name, "health": health.severity.label},
+        )
     if result.report is None:
         level = logging.ERROR if result.outcome == "error" else logging.WARNING
         log.log(

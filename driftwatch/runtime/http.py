@@ -234,6 +234,7 @@ def monitor_summary(status: MonitorStatus) -> dict[str, Any]:
         "error": redact(status.error) if status.error is not None else None,
         "runs_total": status.runs_total,
         "failures_total": status.failures_total,
+        "health": status.health.severity.label if status.health is not None else None,
     }
 
 

@@ -53,6 +53,7 @@ def model_spec(name: str, config: ModelConfig) -> ModelSpec:
         after_runs=config.switch.after_runs,
         min_dwell=config.switch.min_dwell,
         restore_after_runs=config.restore.after_runs if config.restore else None,
+        data_loss_after_runs=config.switch.data_loss.after_runs if config.switch.data_loss else None,
     )
     return ModelSpec(name, config.primary, config.fallbacks, rules, config.dry_run)
 
@@ -121,7 +122,9 @@ class Models:
                     self._store.apply_model_change(name, state.to_dict(), [], self._route_deliveries(spec, state), now)
                 feeding = set(config.model_monitors(name))
                 self._states[name] = replace(
-                    state, monitor_severity={m: s for m, s in state.monitor_severity.items() if m in feeding}
+                    state,
+                    monitor_severity={m: s for m, s in state.monitor_severity.items() if m in feeding},
+                    data_loss_runs={m: n for m, n in state.data_loss_runs.items() if m in feeding},
                 )
                 self._actuate(name)
 
@@ -160,7 +163,14 @@ class Models:
                     if r.severity > 0
                 },
             }
-        outcome = MonitorOutcome(monitor, result.outcome == "ok", report.severity if report else Severity.OK, details)
+        if result.data_loss:
+            details["data_loss"] = {
+                "outcome": result.outcome,
+                "error": result.error,
+                "health": [s.to_dict() for s in result.health.signals if s.severity > 0] if result.health else [],
+            }
+        severity = report.severity if report else Severity.OK
+        outcome = MonitorOutcome(monitor, result.outcome == "ok", severity, details, data_loss=result.data_loss)
         with self._lock:
             spec, state = self._specs[name], self._states[name]
             new, decisions = on_monitor_run(spec, state, outcome, now)

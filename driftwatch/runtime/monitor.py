@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from driftwatch.config import Config, MonitorConfig
+from driftwatch.core.health import Health, HealthPolicy, assess, no_data_signal, reference_missing_shares, schema_signal
 from driftwatch.core.partials import Chunk, Job, Partial, WindowChanged, prepare
 from driftwatch.core.policy import Policy
 from driftwatch.core.profile import Profile
@@ -51,10 +52,16 @@ class Monitor:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     baseline: Baseline | None = None  # gives each run its profile and policy (`driftwatch.runtime.baselines`)
+    health: HealthPolicy = field(default_factory=HealthPolicy)
 
     @property
     def columns(self) -> list[str]:
         return [*self.numeric, *self.categorical]
+
+    @property
+    def reference_missing(self) -> dict[str, float]:
+        """Each feature's missing share in the reference."""
+        return reference_missing_shares(self.profile.features)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,12 @@ class RunResult:
     error: str | None = None
     policy: Policy | None = None  # the policy the run was judged by (calibrated per baseline)
     reference_rows: int | None = None  # rows of the run's baseline, when it had one
+    health: Health | None = None  # the data-health signals (driftwatch.core.health), when assessed
+
+    @property
+    def data_loss(self) -> bool:
+        """A run that failed, found no data, or whose data health is critical (for the data-loss fallback)."""
+        return self.outcome in ("error", "no_data") or (self.health is not None and self.health.critical)
 
 
 def resolve_features(config: MonitorConfig, timestamp_column: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -133,7 +146,9 @@ def prepare_monitor(name: str, config: Config, profile_dir: Path, sources: Mappi
             name, monitor, folder, numeric, categorical, source_config.timestamp_column
         )
         baseline, profile, policy = file_baseline, file_baseline.judged.profile, file_baseline.judged.policy
-    return Monitor(name, monitor, sources[monitor.source], profile, policy, numeric, categorical, baseline)
+    source = sources[monitor.source]
+    health = monitor.health_policy()
+    return Monitor(name, monitor, source, profile, policy, numeric, categorical, baseline, health=health)
 
 
 def open_sources(config: Config) -> dict[str, DataSource]:
@@ -185,10 +200,19 @@ Progress = Callable[[int, int, float], None]
 
 
 def run_monitor(
-    monitor: Monitor, now: datetime, executor: Executor | None = None, progress: Progress | None = None
+    monitor: Monitor,
+    now: datetime,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    history: Sequence[int] = (),
 ) -> RunResult:
     """Read the window ending at `now` and judge it against the reference (features on `executor`, if given);
-    source errors become outcome error. The window is in UTC whatever the offset of `now`."""
+    source errors become outcome error, an empty window (or a glob matching no file) outcome no_data. The window is
+    in UTC whatever the offset of `now`.
+
+    `history`: rows of the monitor's latest successful runs, newest first (the volume signal's baseline). Every
+    outcome but a source error other than a schema mismatch carries its data health (`RunResult.health`).
+    """
     end = as_utc(now)
     start = end - monitor.config.window
     judged = None
@@ -203,20 +227,50 @@ def run_monitor(
     try:
         window = monitor.source.window(start, end, monitor.columns)
         job = count_passes(monitor, window, executor, progress)
+    except SchemaMismatch as err:
+        signal = schema_signal(str(err), monitor.health)
+        health = Health((signal,) if signal else ())
+        return RunResult("error", start, end, error=str(err), policy=monitor.policy, health=health)
     except SourceError as err:
         return RunResult("error", start, end, error=str(err), policy=monitor.policy)
     except WindowChanged as err:
         return RunResult("error", start, end, error=f"source {monitor.source.name}: {err}", policy=monitor.policy)
     rows, reference_rows = job.rows, monitor.profile.rows
-    if rows < monitor.config.min_rows:
-        reason = f"{rows} rows in the window, fewer than min_rows {monitor.config.min_rows}"
-        return RunResult("insufficient_data", start, end, rows, error=reason, reference_rows=reference_rows)
+    if rows == 0:
+        reason = _no_data_reason(monitor, window)
+        health = Health((no_data_signal(0, reason),))
+        return RunResult("no_data", start, end, 0, error=reason, reference_rows=reference_rows, health=health)
     report = job.finish(monitor.policy, monitor=monitor.name, window=(start, end))
     if judged is not None:
         report = replace(report, baseline=judged.info)
+    health = assess(
+        monitor.health,
+        rows=rows,
+        end=end,
+        features=[r.stats for r in report.features],
+        reference_missing=monitor.reference_missing,
+        history=history,
+        newest=getattr(window, "newest", None),
+    )
+    if rows < monitor.config.min_rows:
+        reason = f"{rows} rows in the window, fewer than min_rows {monitor.config.min_rows}"
+        return RunResult(
+            "insufficient_data", start, end, rows, error=reason, reference_rows=reference_rows, health=health
+        )
     if report.status != "ok":
-        return RunResult("insufficient_data", start, end, rows, None, report.reason, monitor.policy, reference_rows)
-    return RunResult("ok", start, end, rows, report, None, monitor.policy, reference_rows)
+        return RunResult(
+            "insufficient_data", start, end, rows, None, report.reason, monitor.policy, reference_rows, health
+        )
+    report = replace(report, health=health)
+    return RunResult("ok", start, end, rows, report, None, monitor.policy, reference_rows, health)
+
+
+def _no_data_reason(monitor: Monitor, window: Window | CountingWindow) -> str:
+    """Why a window had no rows: no file matched the source's glob, or none of its rows is in the window."""
+    source = monitor.source
+    if getattr(window, "files", None) == ():
+        return f"source {source.name}: no file matches {getattr(source, 'path_glob', 'its path')}"
+    return f"source {source.name}: no rows in the window"
 
 
 def count_passes(
@@ -377,4 +431,5 @@ def result_dict(name: str, result: RunResult, reference_rows: int) -> dict[str, 
         "severity": None,
         "drift_share": None,
         "features": {},
+        "health": result.health.to_dict() if result.health is not None else None,
     }

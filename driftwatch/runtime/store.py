@@ -350,6 +350,19 @@ class Store:
                 ).rowcount
             )
 
+    def recent_rows(self, monitor: str, limit: int) -> list[int]:
+        """The rows (`report.rows.current`) of up to `limit` latest successful runs of `monitor`, newest first."""
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    "SELECT json_extract(report_json, '$.rows.current') FROM runs WHERE monitor = ? AND outcome = 'ok'"
+                    " AND report_json IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT ?",
+                    (monitor, limit),
+                ).fetchall()
+            except sqlite3.Error as err:
+                raise StoreError(f"state store {self.path}: cannot read runs ({err})") from err
+        return [int(value) for (value,) in rows if isinstance(value, int) and value > 0]
+
     def run_history(self, monitor: str, limit: int = 30, *, features: bool = True) -> list[dict[str, Any]]:
         """The `limit` newest runs of `monitor`, oldest first: `{"started_at", "finished_at", "outcome", "severity",
         "features": {NAME: {"psi", "ks_statistic", "severity"}}}` (features empty when `features` is False).

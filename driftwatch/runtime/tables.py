@@ -37,8 +37,20 @@ def format_result(name: str, result: RunResult, reference_rows: int) -> str:
         + f"\n  window {window_text(result.start, result.end)}  rows {rows} (reference {reference_rows:,})"
     )
     if result.report is None:
-        return f"{head}\n  {result.error}"
-    return "\n".join([head, *baseline_lines(result.report), *feature_lines(result.report)])
+        return f"{head}\n  {result.error}" + "".join(f"\n{line}" for line in health_lines(result))
+    return "\n".join([head, *baseline_lines(result.report), *feature_lines(result.report), *health_lines(result)])
+
+
+def health_lines(result: RunResult) -> list[str]:
+    """The data-health lines of a run: its severity and each signal that is not ok (nothing without signals)."""
+    if result.health is None or not result.health.signals:
+        return []
+    lines = [f"  data health {result.health.severity.label.upper()}"]
+    for signal in result.health.signals:
+        if signal.severity > 0:
+            what = f"{signal.name} {signal.feature}" if signal.feature else signal.name
+            lines.append(f"    {what}: {signal.severity.label}: {signal.detail}")
+    return lines
 
 
 def baseline_lines(report: Report) -> list[str]:
@@ -120,7 +132,7 @@ def format_timeline(
             detail = ", ".join(f"{r.name} ({r.severity.label})" for r in drifted) or "-"
         lines.append(f"  {utc_text(result.end):<19}  {verdict(result).lower():<17} {share:>5} {rows:>10}  {detail}")
     counts = Counter(verdict(r).lower() for r in results)
-    order = ("critical", "warning", "ok", "insufficient_data", "error")
+    order = ("critical", "warning", "ok", "insufficient_data", "no_data", "error")
     lines.append("  " + ", ".join(f"{counts[k]} {k}" for k in order if counts[k]))
     return "\n".join(lines)
 

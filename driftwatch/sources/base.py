@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -32,9 +33,10 @@ class Window:
     yields no frames. Every call starts a new pass over the SAME data: file sources froze their file list and each
     file's size and mtime when the window was made (a file changed since raises SourceError naming it), SQL
     sources re-run the query. Errors are those of `read`: `window()` may raise them (file sources check the schema
-    up front), and so may any pass. `rows_read` counts the rows the current (or last) pass has yielded so far.
-    Subclasses implement `_scan`, one pass of frames of any size (longer ones are cut here) holding at least
-    `pass_columns`.
+    up front), and so may any pass. `rows_read` counts the rows the current (or last) pass has yielded so far;
+    `newest` is the newest timestamp a pass has seen (aware UTC; None before a pass or for an empty window), for
+    the freshness signal. Subclasses implement `_scan`, one pass of frames of any size (longer ones are cut here)
+    holding at least `pass_columns`, and call `_saw` with each frame's timestamps.
     """
 
     def __init__(self, source: str, start: datetime, end: datetime, columns: Sequence[str], *, batch_rows: int) -> None:
@@ -45,6 +47,7 @@ class Window:
         self.batch_rows = checked_batch_rows(source, batch_rows)
         self.rows_read = 0
         self.pass_columns = self.columns  # of the current pass (`batches(columns)`)
+        self.newest: datetime | None = None
 
     def batches(self, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
         """One pass: frames of 1 to `batch_rows` rows, in the same order on every pass; `columns` (a subset of
@@ -70,6 +73,22 @@ class Window:
 
     def _scan(self) -> Iterator[pd.DataFrame]:
         raise NotImplementedError
+
+    def _saw(self, stamps: pd.Series | pa.Array | pa.ChunkedArray) -> None:
+        """Note the newest of `stamps` (timestamps; naive = UTC; nulls ignored) in `newest`."""
+        if isinstance(stamps, pa.Array | pa.ChunkedArray):
+            top = pc.max(stamps) if len(stamps) else None
+            value = (
+                None
+                if top is None or not top.is_valid
+                else top.cast(pa.timestamp("us", top.type.tz), safe=False).as_py()
+            )
+        else:
+            value = pd.to_datetime(stamps, utc=True, format="ISO8601").max() if len(stamps) else None
+            value = None if value is None or pd.isna(value) else value.to_pydatetime()
+        if value is not None:
+            value = as_utc(value)
+            self.newest = value if self.newest is None else max(self.newest, value)
 
     def _empty(self) -> pd.DataFrame:
         return empty_frame(self.columns)

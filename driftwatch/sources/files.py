@@ -77,18 +77,22 @@ class _FileSource:
         raise NotImplementedError
 
     def _read_file(self, window: FileWindow, path: str, projection: list[str]) -> Iterator[pa.RecordBatch]:
-        """The window's rows of one file: a `pyarrow.dataset` scan with projection, filter and little read-ahead."""
+        """The window's rows of one file: a `pyarrow.dataset` scan with projection, filter and little read-ahead;
+        the timestamps (which the filter reads anyway) are noted in `window.newest`."""
+        ts = self.timestamp_column
         filesystem, where = self.locations.arrow(path)
         dataset = ds.dataset([where], format=window.format, schema=window.schema, filesystem=filesystem)
         scanner = dataset.scanner(
-            columns=projection,
+            columns=list(dict.fromkeys([*projection, ts])),
             filter=window.filter,
             batch_size=window.batch_rows,
             batch_readahead=_BATCH_READAHEAD,
             fragment_readahead=1,
         )
         with scanner.to_reader() as reader:
-            yield from reader
+            for batch in reader:
+                window._saw(batch.column(ts))
+                yield batch if ts in projection else batch.select(projection)
 
     def _unavailable(self, err: Exception, files: Sequence[str]) -> SourceUnavailable:
         message = one_line(err)
@@ -302,7 +306,8 @@ class ParquetSource(_FileSource):
         picks the row groups the filter may match from their statistics and reads them with `iter_batches`
         through a buffered stream, string columns dictionary-encoded as stored (no Python strings). A row group
         whose statistics put every timestamp inside the window is read without its timestamp column or the
-        filter; the others are cast to the window's schema and filtered batch by batch.
+        filter (its newest timestamp, for `window.newest`, is its statistics' max); the others are cast to the
+        window's schema and filtered batch by batch (their newest timestamp read from the filtered rows).
         """
         ts, text = self.timestamp_column, window.timestamps_from_text
         filesystem, where = self.locations.arrow(path)
@@ -324,17 +329,23 @@ class ParquetSource(_FileSource):
             inside = (lambda group: False) if text else _inside_window(file.metadata, ts, window.bounds)
             groups = list(range(file.num_row_groups)) if row_groups is None else row_groups
             for whole, run in itertools.groupby(groups, key=inside):
+                chosen = list(run)
+                if whole:
+                    window._saw(_newest_of(file.metadata, ts, chosen, window.bounds[0].type))
                 needed = projection if whole else list(dict.fromkeys([*projection, ts]))
                 target = pa.schema([_dictionary_of(window.schema.field(name)) for name in needed])
                 present = [name for name in needed if name in file.schema_arrow.names]
-                for batch in file.iter_batches(window.batch_rows, row_groups=list(run), columns=present):
+                for batch in file.iter_batches(window.batch_rows, row_groups=chosen, columns=present):
                     try:
                         table = _conformed(pa.Table.from_batches([batch]), target)
                     except pa.ArrowInvalid as err:  # a text timestamp that is not ISO 8601
                         raise SchemaMismatch(
                             f"{path}: timestamp column '{ts}': {one_line(err)}", source=self.name
                         ) from err
-                    yield from (table if whole else table.filter(window.filter).select(projection)).to_batches()
+                    if not whole:
+                        table = table.filter(window.filter)
+                        window._saw(table.column(ts))
+                    yield from (table if whole else table.select(projection)).to_batches()
 
 
 def _strings(schema: pa.Schema) -> list[str]:
@@ -347,6 +358,12 @@ def _dictionary_of(field: pa.Field) -> pa.Field:
     if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
         return field.with_type(pa.dictionary(pa.int32(), field.type))
     return field
+
+
+def _newest_of(metadata: pq.FileMetaData, ts: str, groups: list[int], ts_type: pa.DataType) -> pa.Array:
+    """The max timestamps of row groups (from their statistics; `_inside_window` checked they have them)."""
+    column = next(j for j in range(metadata.num_columns) if metadata.schema.column(j).path == ts)
+    return pa.array([metadata.row_group(g).column(column).statistics.max for g in groups], type=ts_type)
 
 
 def _inside_window(metadata: pq.FileMetaData, ts: str, bounds: tuple[pa.Scalar, pa.Scalar]) -> Callable[[int], bool]:

@@ -30,7 +30,11 @@ class InMemorySource:
     ) -> FrameWindow:
         """The window's rows (selected now, so a later replacement of `frame` does not change it) in slices."""
         rows = self.batch_rows if batch_rows is None else batch_rows
-        return FrameWindow(self.name, start, end, columns, self.read(start, end, columns), batch_rows=rows)
+        ts = self.timestamp_column
+        selected = self.read(start, end, list(dict.fromkeys([*columns, ts])))
+        window = FrameWindow(self.name, start, end, columns, selected[list(columns)], batch_rows=rows)
+        window._saw(selected[ts])  # selected now: the window's newest stamp is known before any pass
+        return window
 
     def describe(self) -> str:
         """One line with the frame's size."""

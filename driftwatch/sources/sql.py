@@ -238,9 +238,12 @@ class SqlWindow(Window):
         self._source = source
 
     def _scan(self) -> Iterator[pd.DataFrame]:
-        for frame in self._source.scan(self.start, self.end, self.columns, self.batch_rows):
+        ts = self._source.timestamp_column
+        wanted = list(dict.fromkeys([*self.columns, ts]))  # the stamps too, for `newest`
+        for frame in self._source.scan(self.start, self.end, wanted, self.batch_rows):
             if len(frame):
-                yield frame
+                self._saw(frame[ts])
+                yield frame if ts in self.columns else frame[list(self.columns)]
 
     def _empty(self) -> pd.DataFrame:
         return self._source._parse_timestamps(empty_frame(self.columns))
