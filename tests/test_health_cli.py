@@ -126,4 +126,4 @@ def test_check_exit_codes(workdir: Path, monitor: str, fail_on: str, code: int) 
         assert "data health CRITICAL" in done.stdout
         assert "missing_share income: critical: missing 3" in done.stdout
     if monitor == "typo":
-        assert "typo: no_data" in done.stdout and "no file matches" in done.stdout
+        assert "typo: NO_DATA" in done.stdout and "no file matches" in done.stdout

@@ -210,7 +210,7 @@ def test_backfill_fills_the_daemons_run_history(tmp_path: Path) -> None:
         assert {run["origin"] for run in everything} == {"schedule", "backfill"}
         assert "\r\x1b[Kdaily-check: window 10/10 ending 2024-05-11 00:00 UTC" in progress[0]
         status = daemon.json("/api/v1/monitors/daily")
-        assert status["outcome"] == "insufficient_data"  # the daemon's own latest run: now has no data
+        assert status["outcome"] == "no_data"  # the daemon's own latest run: now has no data
         assert daemon.get("/api/v1/monitors/daily/runs?before=nonsense")[0] == 400
         assert daemon.get("/api/v1/monitors/daily/runs?limit=0")[0] == 400
         assert daemon.get("/api/v1/monitors/daily/runs?origin=manual")[0] == 400
