@@ -145,6 +145,8 @@ def test_commands_load_no_web_stack(workdir: Path, argv: list[str]):
     loaded = modules_after(f"from driftwatch.cli import main\n    main({argv!r})", cwd=workdir)
     assert "driftwatch.cli" in loaded
     assert tops(loaded) & WEB_STACK == set()
+    if "files.yaml" in argv:  # and with no sql source, without sqlalchemy (or dask)
+        assert tops(loaded) & {"sqlalchemy", "dask", "distributed"} == set()
 
 
 def test_config_without_sql_source_loads_no_sqlalchemy(workdir: Path):

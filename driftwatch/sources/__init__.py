@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from driftwatch.errors import SourceError
 from driftwatch.sources.base import (
     DEFAULT_BATCH_ROWS,
@@ -17,7 +19,9 @@ from driftwatch.sources.base import (
 )
 from driftwatch.sources.files import CsvSource, FileWindow, ParquetSource
 from driftwatch.sources.memory import FrameWindow, InMemorySource
-from driftwatch.sources.sql import SqlSource, SqlWindow
+
+if TYPE_CHECKING:
+    from driftwatch.sources.sql import SqlSource, SqlWindow
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -37,6 +41,15 @@ __all__ = [
 ]
 
 KINDS = ("parquet", "csv", "sql")
+
+
+def __getattr__(name: str) -> Any:
+    """`SqlSource` and `SqlWindow` on first use: sqlalchemy (~0.1 s to import) only for configs that use SQL."""
+    if name in ("SqlSource", "SqlWindow"):
+        from driftwatch.sources import sql
+
+        return getattr(sql, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_source(
@@ -63,6 +76,8 @@ def open_source(
         cls = ParquetSource if kind == "parquet" else CsvSource
         return cls(name, path, timestamp_column, batch_rows=batch_rows)
     if kind == "sql":
+        from driftwatch.sources.sql import SqlSource
+
         if not url:
             raise SourceError("a sql source needs a url", source=name)
         return SqlSource(
