@@ -314,7 +314,7 @@ def test_rows_read_counts_the_current_pass(sources: Callable[[str], DataSource])
 
 def test_batch_rows_default_from_source_and_config(tmp_path: Path) -> None:
     """A window's batch_rows defaults to the source's (from open_source); config and sources agree on bounds."""
-    assert (DEFAULT_BATCH_ROWS, MAX_BATCH_ROWS) == (262_144, 16 * 1024 * 1024)
+    assert (DEFAULT_BATCH_ROWS, MAX_BATCH_ROWS) == (524_288, 16 * 1024 * 1024)
     assert (config_sources.DEFAULT_BATCH_ROWS, config_sources.MAX_BATCH_ROWS) == (DEFAULT_BATCH_ROWS, MAX_BATCH_ROWS)
     pattern = write_parquet(tmp_path, rows())
     source = open_source("prod", "parquet", timestamp_column="event_time", path=pattern, batch_rows=700)
@@ -343,7 +343,7 @@ def test_invalid_batch_rows_is_source_error(tmp_path: Path, value: object) -> No
     ],
 )
 def test_batch_rows_in_config(tmp_path: Path, value: str, problem: str | None) -> None:
-    """`sources.<name>.batch_rows` is validated and defaults to 262144."""
+    """`sources.<name>.batch_rows` is validated and defaults to 524288."""
     from driftwatch.config import load_config
     from driftwatch.errors import ConfigError
 

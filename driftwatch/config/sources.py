@@ -17,7 +17,7 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 #: Rows per batch when a window is streamed (the same values as `driftwatch.sources.DEFAULT_BATCH_ROWS` and
 #: `MAX_BATCH_ROWS`; config does not import sources, a test keeps them equal).
-DEFAULT_BATCH_ROWS = 262_144
+DEFAULT_BATCH_ROWS = 524_288
 MAX_BATCH_ROWS = 16 * 1024 * 1024
 BatchRows = Annotated[int, Field(ge=1, le=MAX_BATCH_ROWS)]
 

@@ -22,7 +22,7 @@ ColumnKind = Literal["numeric", "categorical", "timestamp", "other"]
 _STRING_VIEW = pa.string_view() if hasattr(pa, "string_view") else None
 
 #: Rows per batch of a streamed read unless a source's `batch_rows` says otherwise (config mirrors both bounds).
-DEFAULT_BATCH_ROWS = 262_144
+DEFAULT_BATCH_ROWS = 524_288
 MAX_BATCH_ROWS = 16 * 1024 * 1024
 
 
