@@ -53,6 +53,8 @@ IntArray = npt.NDArray[np.int64]
 
 #: Databases whose SQL the counter generates (config mirrors it; a test keeps them equal).
 DIALECTS = ("postgresql", "sqlite")
+#: Result rows converted to numpy at a time (bucket queries of pass 2 can return a row per cell).
+FETCH_ROWS = 65_536
 
 #: PostgreSQL type oids of numeric columns (int2, int4, int8, oid, float4, float8, numeric) and of `real`.
 _PG_NUMERIC = {20, 21, 23, 26, 700, 701, 1700}
@@ -150,6 +152,18 @@ class PushdownCounter:
     def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         conn = self._connection()
         return list(self._execute(conn, sql, {**self._params, **(params or {})}).all())
+
+    def _fetch_columns(self, sql: str, params: dict[str, Any], dtypes: Sequence[type]) -> list[npt.NDArray[Any]]:
+        """The result's columns as numpy arrays, fetched `FETCH_ROWS` rows at a time through a server-side cursor
+        (a pass-2 query may return a row per cell: hundreds of thousands, far smaller as arrays than as rows)."""
+        conn = self._connection()
+        statement = sa.text(sql).execution_options(stream_results=True, max_row_buffer=FETCH_ROWS)
+        result = conn.execute(statement, {**self._params, **params})
+        parts: list[list[npt.NDArray[Any]]] = [[] for _ in dtypes]
+        for chunk in result.partitions(FETCH_ROWS):
+            for i, dtype in enumerate(dtypes):
+                parts[i].append(np.fromiter((row[i] for row in chunk), dtype=dtype, count=len(chunk)))
+        return [np.concatenate(p) if p else np.empty(0, dtype) for p, dtype in zip(parts, dtypes, strict=True)]
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -290,13 +304,9 @@ class PushdownCounter:
         edges = np.unique(np.concatenate((left, right)))
         cell_of = np.full(edges.size, -1, dtype=np.int64)  # cell whose lower bound is the edge
         cell_of[np.searchsorted(edges, left)] = np.arange(left.size)
-        rows = self._bucket_rows(name, edges, "crossings", cell_of)
-        if not rows:
-            return CrossingValues(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
-        found = np.array([(r[0], r[2]) for r in rows], dtype=np.int64).reshape(-1, 2)
-        values = np.array([r[1] for r in rows], dtype=np.float64)
-        order = np.lexsort((values, found[:, 0]))
-        return CrossingValues(found[order, 0], values[order], found[order, 1])
+        cells, values, counts = self._bucket_columns(name, edges, "crossings", cell_of)
+        order = np.lexsort((values, cells))
+        return CrossingValues(cells[order], values[order], counts[order])
 
     # -- the bucket queries ---------------------------------------------------------------------------------------
 
@@ -308,32 +318,31 @@ class PushdownCounter:
         sums = np.zeros(size + 1)
         width = 0 if bins is None else bins.size + 1
         binned = np.zeros(max(width, 1), dtype=np.int64)
-        rows = self._bucket_rows(name, edges, "inner" if inner else "all", None, bins)
-        if rows:
-            table = np.array([r[:4] for r in rows], dtype=np.int64)
-            b, o, k, n = table.T
-            total = np.array([r[4] for r in rows], dtype=np.float64)
+        b, o, k, n, total = self._bucket_columns(name, edges, "inner" if inner else "all", None, bins)
+        if b.size:
             np.add.at(inside, b[o == 0], n[o == 0])
             np.add.at(on, b[o == 1], n[o == 1])
             np.add.at(sums, b, total)
             np.add.at(binned, k, n)
         return _Buckets(inside, on, sums, binned[:width] if width else binned)
 
-    def _bucket_rows(
+    def _bucket_columns(
         self,
         name: str,
         edges: FloatArray,
         kind: str,
         cell_of: IntArray | None = None,
         bins: FloatArray | None = None,
-    ) -> list[Any]:
-        """Run one bucket query: rows (b, on, bin, count, distance sum), or for `crossings` (cell, value, count)."""
+    ) -> list[npt.NDArray[Any]]:
+        """Run one bucket query: columns (b, on, bin, count, distance sum), or for `crossings` (cell, value,
+        count)."""
+        dtypes: list[type] = [np.int64, np.float64, np.int64] if kind == "crossings" else [np.int64] * 4 + [np.float64]
         x = self._number(name)
         where = self._finite("x")
         params: dict[str, Any] = {}
         if kind != "all":
             if edges.size == 0:
-                return []
+                return [np.empty(0, dtype) for dtype in dtypes]
             where += " AND x >= :dw_lo AND x <= :dw_hi"
             params.update(dw_lo=float(edges[0]), dw_hi=float(edges[-1]))
         binned = "0"
@@ -353,7 +362,7 @@ class PushdownCounter:
             bucketed = self._sqlite_bucketed(source, edges, cell_of, params)
         if kind == "crossings":
             sql = f"SELECT cell, x, COUNT(*) FROM ({bucketed}) AS dw_b WHERE cell >= 0 AND x > lo GROUP BY cell, x"
-            return self._rows(sql, params)
+            return self._fetch_columns(sql, params, dtypes)
         on = "CASE WHEN x = lo THEN 1 ELSE 0 END"
         distance = "CASE WHEN x = lo THEN 0.0 WHEN hi IS NULL THEN x - lo ELSE hi - x END"
         if edges.size == 0:
@@ -362,7 +371,7 @@ class PushdownCounter:
             f"SELECT b, on_edge, bin, COUNT(*), SUM(d) FROM (SELECT b, {on} AS on_edge, {binned} AS bin,"
             f" {distance} AS d FROM ({bucketed}) AS dw_b) AS dw_d GROUP BY b, on_edge, bin"
         )
-        return self._rows(sql, params)
+        return self._fetch_columns(sql, params, dtypes)
 
     def _pg_bucketed(self, source: str, edges: FloatArray, cell_of: IntArray | None, params: dict[str, Any]) -> str:
         """Rows (x, b, lo, hi, cell) by `width_bucket` over the edges as one float8[] parameter."""
