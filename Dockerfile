@@ -4,7 +4,9 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY driftwatch ./driftwatch
-RUN pip install --no-cache-dir --prefix=/install ".[postgres]"
+# extras: postgres (psycopg); add dask for `engines: {kind: dask}`, e.g. --build-arg EXTRAS=postgres,dask
+ARG EXTRAS=postgres
+RUN pip install --no-cache-dir --prefix=/install ".[${EXTRAS}]"
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
