@@ -33,6 +33,7 @@ from driftwatch.engines import open_engine
 from driftwatch.errors import SchemaMismatch, SourceError
 from driftwatch.runtime.baselines import Baseline, WindowBaseline, empty_profile, prepare_file_baseline
 from driftwatch.runtime.memory import RowBudget
+from driftwatch.runtime.profiles import release_mapped_pages
 from driftwatch.sources import DataSource, Window, open_source, reference_columns
 from driftwatch.sources.base import CountingWindow, as_utc, batch_arrays, missing_columns_message
 from driftwatch.sources.cardinality import find_id_like
@@ -311,6 +312,7 @@ def _counted_passes(profile: Profile, window: CountingWindow, progress: Progress
         while job.request is not None:
             stage = job.request.stage
             job = job.absorb(window.count(job.request))
+            release_mapped_pages(profile)  # planning touched reference pages; the database counts the next pass
             if progress is not None:
                 progress(stage, window.rows_read, time.perf_counter() - began)
     finally:
