@@ -8,7 +8,9 @@ from pathlib import Path
 
 from conftest import free_port
 from daemon_harness import DaemonProcess
-from datasets import write_dataset
+from datasets import monitor_yaml, write_dataset
+
+MONITOR_EXTRA = "model: churn\nalerts: {for_runs: 2}"
 
 
 def config(tmp_path: Path, port: int) -> Path:
@@ -20,15 +22,7 @@ state: {{path: var/state.db}}
 sources:
   files: {{kind: parquet, path: "prod/*.parquet", timestamp_column: event_time}}
 monitors:
-  churn-inputs:
-    model: churn
-    reference: {{path: reference/train.parquet}}
-    source: files
-    schedule: {{every: 1s}}
-    window: 1h
-    min_rows: 100
-    features: {{numeric: [age, income], categorical: [plan]}}
-    alerts: {{for_runs: 2}}
+{monitor_yaml("churn-inputs", "files", extra=MONITOR_EXTRA)}
 models:
   churn:
     primary: churn-v3
